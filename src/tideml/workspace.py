@@ -13,6 +13,7 @@ from typing import Any
 from tideml.artifacts import ArtifactRef, ArtifactStore
 from tideml.config import CONFIG_FILE, Settings, default_toml, load_settings
 from tideml.errors import Conflict, NotFound
+from tideml.lineage import Lineage
 from tideml.meta import MetadataStore
 
 __all__ = ["DEFAULT_WORKSPACE", "Workspace", "resolve_workspace_path"]
@@ -83,6 +84,10 @@ class Workspace:
     @cached_property
     def metadata(self) -> MetadataStore:
         return MetadataStore(self.settings.metadata.url)
+
+    @cached_property
+    def lineage(self) -> Lineage:
+        return Lineage(self.metadata)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

@@ -10,10 +10,29 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Blob", "Ref", "utcnow"]
+__all__ = [
+    "Base",
+    "Blob",
+    "LineageAction",
+    "LineageArtifact",
+    "LineageContext",
+    "LineageEdge",
+    "Ref",
+    "utcnow",
+]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -63,3 +82,70 @@ class Ref(Base):
     )
 
     __mapper_args__: dict[str, Any] = {"version_id_col": version}  # noqa: RUF012
+
+
+# -- lineage ---------------------------------------------------------------------------------------
+# A graph of artifacts and actions: artifact -ContributedTo-> action -Produced-> artifact, plus
+# DerivedFrom between artifacts and AssociatedWith from anything to a context. Nodes are addressed by
+# (kind, id) in `lineage_edges`, so one recursive CTE walks the whole graph.
+
+
+class LineageArtifact(Base):
+    """Something that exists: a file, a table, a model, a feature group. One row per content hash."""
+
+    __tablename__ = "lineage_artifacts"
+    __table_args__ = (UniqueConstraint("type", "uri"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(50), nullable=False, index=True)
+    uri: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    name: Mapped[str | None] = mapped_column(String(300), nullable=True, index=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class LineageAction(Base):
+    """Something that happened: a fit, an ingest, a training run, a deployment."""
+
+    __tablename__ = "lineage_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    who: Mapped[str] = mapped_column(String(200), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class LineageContext(Base):
+    """A grouping: an experiment, a pipeline run, an endpoint."""
+
+    __tablename__ = "lineage_contexts"
+    __table_args__ = (UniqueConstraint("type", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(50), nullable=False)
+    name: Mapped[str] = mapped_column(String(300), nullable=False)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class LineageEdge(Base):
+    """An association between two nodes; `kind` is artifact, action or context."""
+
+    __tablename__ = "lineage_edges"
+    __table_args__ = (
+        UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "type"),
+        Index("ix_lineage_edges_dst", "dst_kind", "dst_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    src_kind: Mapped[str] = mapped_column(String(10), nullable=False)
+    src_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    dst_kind: Mapped[str] = mapped_column(String(10), nullable=False)
+    dst_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    type: Mapped[str] = mapped_column(String(20), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
