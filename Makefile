@@ -32,9 +32,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy src
 
-bench: $(STAMP)
-	$(PY) -m pip install --quiet -r benchmarks/requirements-peers.txt
-	$(PY) benchmarks/generate.py
+PEERS := .venv-peers
+
+$(PEERS)/.installed: benchmarks/requirements-peers.txt
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
+	touch $@
+
+# Every benchmark script, tideml in .venv and its peers in .venv-peers, on the same data in one run.
+bench: $(STAMP) $(PEERS)/.installed
+	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

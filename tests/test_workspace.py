@@ -15,7 +15,7 @@ def test_init_writes_config_and_opens_with_embedded_defaults(tmp_path: Path) -> 
     assert (ws.root / CONFIG_FILE).is_file()
     assert ws.metadata.backend == "sqlite"
     assert (ws.root / "metadata.db").is_file()
-    assert ws.info()["metadata"]["schema_revision"] == ws.metadata.head_revision()
+    assert set(ws.info()["metadata"]["schema_revisions"]) == ws.metadata.head_revisions()
     ws.close()
 
 

@@ -109,6 +109,6 @@ class Workspace:
             "settings": self.settings.as_dict(),
             "metadata": {
                 "backend": self.metadata.backend,
-                "schema_revision": self.metadata.current_revision(),
+                "schema_revisions": sorted(self.metadata.current_revisions()),
             },
         }

@@ -17,12 +17,12 @@ from tideml.meta import Base, MetadataStore, Ref
 
 def test_open_migrates_to_head_and_reopen_is_a_no_op(metadata_url: str) -> None:
     store = MetadataStore(metadata_url)
-    assert store.current_revision() == store.head_revision() is not None
+    assert store.current_revisions() == store.head_revisions() != set()
     tables = set(sa.inspect(store.engine).get_table_names())
     assert {"blobs", "refs", "alembic_version"} <= tables
     store.dispose()
     again = MetadataStore(metadata_url)
-    assert again.current_revision() == again.head_revision()
+    assert again.current_revisions() == again.head_revisions()
     again.dispose()
 
 
@@ -131,7 +131,7 @@ def test_concurrent_first_opens_migrate_once(postgres_url: str) -> None:
         t.join()
     assert errors == []
     store = MetadataStore(postgres_url)
-    assert store.current_revision() == store.head_revision()
+    assert store.current_revisions() == store.head_revisions()
     store.dispose()
 
 
@@ -156,5 +156,5 @@ def test_concurrent_first_opens_from_several_processes(postgres_url: str) -> Non
     procs = [subprocess.Popen([sys.executable, "-c", code, postgres_url]) for _ in range(3)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     store = MetadataStore(postgres_url)
-    assert store.current_revision() == store.head_revision()
+    assert store.current_revisions() == store.head_revisions()
     store.dispose()

@@ -46,7 +46,7 @@ def info(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
         for key, value in values.items():
             table.add_row(f"{section}.{key}", value)
     table.add_row("metadata backend", data["metadata"]["backend"])
-    table.add_row("schema revision", str(data["metadata"]["schema_revision"]))
+    table.add_row("schema revisions", ", ".join(data["metadata"]["schema_revisions"]))
     console.print(table)
 
 

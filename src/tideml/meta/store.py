@@ -108,19 +108,21 @@ class MetadataStore:
         """Apply every pending Alembic migration (a no-op when the schema is at head)."""
         try:
             with _MIGRATION_LOCK, self.engine.begin() as conn:
-                if self.current_revision(conn) != self.head_revision():
-                    command.upgrade(_alembic_config(conn), "head")
+                if self.current_revisions(conn) != self.head_revisions():
+                    command.upgrade(_alembic_config(conn), "heads")
         except OperationalError as exc:
             raise self._unavailable(exc) from exc
 
-    def head_revision(self) -> str | None:
-        return ScriptDirectory(str(_MIGRATIONS)).get_current_head()
+    def head_revisions(self) -> set[str]:
+        """The migration heads in the package (one per independent branch of parts' migrations)."""
+        return set(ScriptDirectory(str(_MIGRATIONS)).get_heads())
 
-    def current_revision(self, conn: sa.Connection | None = None) -> str | None:
+    def current_revisions(self, conn: sa.Connection | None = None) -> set[str]:
+        """The revisions the database is at."""
         if conn is None:
             with self.engine.connect() as own:
-                return MigrationContext.configure(own).get_current_revision()
-        return MigrationContext.configure(conn).get_current_revision()
+                return set(MigrationContext.configure(own).get_current_heads())
+        return set(MigrationContext.configure(conn).get_current_heads())
 
     @contextmanager
     def session(self) -> Iterator[Session]:

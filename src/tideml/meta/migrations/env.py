@@ -7,7 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, text
 
-from tideml.meta.models import Base
+from tideml.meta import Base  # the package import loads every part's tables
 
 # Two processes opening the same PostgreSQL workspace at once must not both migrate it.
 _PG_LOCK_KEY = 0x7469_6465  # "tide"
