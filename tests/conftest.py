@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tideml.workspace import Workspace
+
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE_DATA = REPO.parent / "shared" / "data" / "aws-autoclaims"
 POSTGRES_URL = os.environ.get("TIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -57,3 +59,18 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'metadata.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """A fresh workspace on embedded defaults (SQLite, local folders)."""
+    with Workspace.init(tmp_path / "ws") as ws:
+        yield ws
+
+
+@pytest.fixture
+def any_workspace(tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    """A fresh workspace whose metadata DB is each supported backend in turn."""
+    monkeypatch.setenv("TIDE_METADATA_URL", metadata_url)
+    with Workspace.init(tmp_path / "ws") as ws:
+        yield ws

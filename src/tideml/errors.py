@@ -11,6 +11,7 @@ __all__ = [
     "Conflict",
     "IntegrityError",
     "NotFound",
+    "PolicyViolation",
     "StoreUnavailable",
     "TideError",
     "UnsafePath",
@@ -69,6 +70,12 @@ class Conflict(TideError):
     """The object exists already, or changed under us since it was read (optimistic concurrency)."""
 
     exit_code = 4
+
+
+class PolicyViolation(TideError):
+    """A state change refused by a rule: an approval policy, an unapproved deployment."""
+
+    exit_code = 7
 
 
 class IntegrityError(TideError):

@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tideml.artifacts import ArtifactRef, ArtifactStore
 from tideml.config import CONFIG_FILE, Settings, default_toml, load_settings
 from tideml.errors import Conflict, NotFound
 from tideml.lineage import Lineage
 from tideml.meta import MetadataStore
+
+if TYPE_CHECKING:
+    from tideml.registry import Registry
 
 __all__ = ["DEFAULT_WORKSPACE", "Workspace", "resolve_workspace_path"]
 
@@ -88,6 +91,12 @@ class Workspace:
     @cached_property
     def lineage(self) -> Lineage:
         return Lineage(self.metadata)
+
+    @cached_property
+    def registry(self) -> Registry:
+        from tideml.registry import Registry
+
+        return Registry(self)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

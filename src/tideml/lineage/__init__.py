@@ -6,6 +6,7 @@ from tideml.lineage.recorder import (
     ActionRecorder,
     ArtifactSpec,
     Lineage,
+    current_user,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "LineageEdgeView",
     "LineageGraph",
     "LineageNode",
+    "current_user",
 ]

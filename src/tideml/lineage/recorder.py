@@ -24,7 +24,7 @@ from tideml.lineage.graph import Direction, LineageGraph, walk
 from tideml.meta.models import LineageAction, LineageArtifact, LineageContext, LineageEdge, utcnow
 from tideml.meta.store import MetadataStore
 
-__all__ = ["ARTIFACT_TYPES", "ActionRecorder", "ArtifactSpec", "Lineage"]
+__all__ = ["ARTIFACT_TYPES", "ActionRecorder", "ArtifactSpec", "Lineage", "current_user"]
 
 ARTIFACT_TYPES = frozenset(
     {"Dataset", "FeatureGroup", "Flow", "FittedFlow", "Model", "Report", "Endpoint", "Code", "File"}
@@ -54,7 +54,8 @@ class ArtifactSpec:
             )
 
 
-def _who() -> str:
+def current_user() -> str:
+    """Who is acting: `$TIDE_USER`, else the login name."""
     try:
         return os.environ.get("TIDE_USER") or getpass.getuser()
     except (KeyError, OSError):  # no passwd entry inside some containers
@@ -149,7 +150,7 @@ class Lineage:
     ) -> Iterator[ActionRecorder]:
         """Record one action. On an exception the action is marked Failed with the error, and re-raised."""
         with self.metadata.session() as s:
-            row = LineageAction(type=type, status="InProgress", parameters=dict(parameters or {}), who=_who())
+            row = LineageAction(type=type, status="InProgress", parameters=dict(parameters or {}), who=current_user())
             s.add(row)
             s.flush()
             recorder = ActionRecorder(row.id)
