@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -40,7 +39,7 @@ def progress_bar(description: str, total: float | None, *, enabled: bool = True)
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(file=sys.stderr),
+        console=Console(stderr=True),
         disable=not enabled,
     )
     with progress:

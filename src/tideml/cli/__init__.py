@@ -6,7 +6,10 @@ import sys
 
 from rich.text import Text
 
-from tideml.cli import workspace as _workspace  # noqa: F401  -- registers its commands
+# Importing a command module registers its group on `app`.
+from tideml.cli import lineage as _lineage  # noqa: F401
+from tideml.cli import models as _models  # noqa: F401
+from tideml.cli import workspace as _workspace  # noqa: F401
 from tideml.cli._app import app, console_err
 from tideml.errors import TideError
 

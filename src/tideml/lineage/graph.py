@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ class LineageNode:
     name: str | None = None
     status: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None  # artifacts: first recorded; actions: ended (or started, if running)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -69,6 +71,7 @@ class LineageGraph:
                     "name": n.name,
                     "status": n.status,
                     "properties": n.properties,
+                    "at": n.at.isoformat() if n.at else None,
                 }
                 for n in self.nodes
             ],
@@ -125,6 +128,7 @@ def walk(
                         a.name,
                         None,
                         dict(a.properties),
+                        a.created_at,
                     )
                 )
     for chunk in _chunks(act_ids):
@@ -140,6 +144,7 @@ def walk(
                     None,
                     x.status,
                     dict(x.parameters),
+                    x.ended_at or x.started_at,
                 )
             )
     nodes.sort(key=lambda n: (n.depth, n.kind, n.id))

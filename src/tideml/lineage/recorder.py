@@ -150,7 +150,9 @@ class Lineage:
     ) -> Iterator[ActionRecorder]:
         """Record one action. On an exception the action is marked Failed with the error, and re-raised."""
         with self.metadata.session() as s:
-            row = LineageAction(type=type, status="InProgress", parameters=dict(parameters or {}), who=current_user())
+            row = LineageAction(
+                type=type, status="InProgress", parameters=dict(parameters or {}), who=current_user()
+            )
             s.add(row)
             s.flush()
             recorder = ActionRecorder(row.id)
@@ -247,6 +249,24 @@ class Lineage:
                 fix="check the hash or URI; only artifacts a service recorded are known",
             )
         return found
+
+    def resolve(self, ref: str) -> int:
+        """An artifact id from `sha256:HASH`, a 64-hex hash, an exact URI (`model:fraud/3`) or a name."""
+        digest = ref.removeprefix("sha256:")
+        if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+            return self.find_artifact(sha256=digest)
+        with self.metadata.session() as s:
+            for column in (LineageArtifact.uri, LineageArtifact.name):
+                found = s.scalars(
+                    sa.select(LineageArtifact.id).where(column == ref).order_by(LineageArtifact.id.desc())
+                ).first()
+                if found is not None:
+                    return found
+        raise NotFound(
+            "no such artifact in lineage",
+            obj=f"artifact {ref}",
+            fix="use model:GROUP/N, sha256:HASH, an artifact URI or name that a service recorded",
+        )
 
     def graph(
         self,
