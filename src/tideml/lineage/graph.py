@@ -106,62 +106,65 @@ def walk(
         .where(seed.c.depth < max_depth, e.c.type != "AssociatedWith")
     )
     reach = seed.union(step)
-    reached = sa.select(reach.c.kind, reach.c.id, sa.func.min(reach.c.depth)).group_by(
-        reach.c.kind, reach.c.id
+    reached = (
+        sa.select(reach.c.kind, reach.c.id, sa.func.min(reach.c.depth).label("depth"))
+        .group_by(reach.c.kind, reach.c.id)
+        .cte("reached")
     )
-    depth_of = {(k, i): d for k, i, d in session.execute(reached)}
+    depth_of = {(k, i): d for k, i, d in session.execute(sa.select(reached))}
 
-    art_ids = [i for (k, i) in depth_of if k == "artifact"]
-    act_ids = [i for (k, i) in depth_of if k == "action"]
+    # Rows and edges come from joins against the same CTE: one round trip each, no IN lists.
     nodes: list[LineageNode] = []
-    for chunk in _chunks(art_ids):
-        for a in session.scalars(sa.select(LineageArtifact).where(LineageArtifact.id.in_(chunk))):
-            if types is None or a.type in types or ("artifact", a.id) == start:
-                nodes.append(
-                    LineageNode(
-                        "artifact",
-                        a.id,
-                        a.type,
-                        depth_of[("artifact", a.id)],
-                        a.uri,
-                        a.sha256,
-                        a.name,
-                        None,
-                        dict(a.properties),
-                        a.created_at,
-                    )
-                )
-    for chunk in _chunks(act_ids):
-        for x in session.scalars(sa.select(LineageAction).where(LineageAction.id.in_(chunk))):
+    artifacts = sa.select(LineageArtifact).join(
+        reached, sa.and_(reached.c.kind == "artifact", reached.c.id == LineageArtifact.id)
+    )
+    for a in session.scalars(artifacts):
+        if types is None or a.type in types or ("artifact", a.id) == start:
             nodes.append(
                 LineageNode(
-                    "action",
-                    x.id,
-                    x.type,
-                    depth_of[("action", x.id)],
+                    "artifact",
+                    a.id,
+                    a.type,
+                    depth_of[("artifact", a.id)],
+                    a.uri,
+                    a.sha256,
+                    a.name,
                     None,
-                    None,
-                    None,
-                    x.status,
-                    dict(x.parameters),
-                    x.ended_at or x.started_at,
+                    dict(a.properties),
+                    a.created_at,
                 )
             )
-    nodes.sort(key=lambda n: (n.depth, n.kind, n.id))
-    keep = {n.key for n in nodes}
-    edges: list[LineageEdgeView] = []
-    for chunk in _chunks(list(depth_of)):
-        rows = session.execute(
-            sa.select(e.c.src_kind, e.c.src_id, e.c.dst_kind, e.c.dst_id, e.c.type).where(
-                sa.tuple_(e.c.dst_kind, e.c.dst_id).in_(chunk), e.c.type != "AssociatedWith"
+    actions = sa.select(LineageAction).join(
+        reached, sa.and_(reached.c.kind == "action", reached.c.id == LineageAction.id)
+    )
+    for x in session.scalars(actions):
+        nodes.append(
+            LineageNode(
+                "action",
+                x.id,
+                x.type,
+                depth_of[("action", x.id)],
+                None,
+                None,
+                None,
+                x.status,
+                dict(x.parameters),
+                x.ended_at or x.started_at,
             )
         )
-        for sk, si, dk, di, t in rows:
-            if (sk, si) in keep and (dk, di) in keep:
-                edges.append(LineageEdgeView((sk, si), (dk, di), t))
+    nodes.sort(key=lambda n: (n.depth, n.kind, n.id))
+    keep = {n.key for n in nodes}
+    src, dst = reached.alias("src"), reached.alias("dst")
+    edge_rows = session.execute(
+        sa.select(e.c.src_kind, e.c.src_id, e.c.dst_kind, e.c.dst_id, e.c.type)
+        .join(src, sa.and_(src.c.kind == e.c.src_kind, src.c.id == e.c.src_id))
+        .join(dst, sa.and_(dst.c.kind == e.c.dst_kind, dst.c.id == e.c.dst_id))
+        .where(e.c.type != "AssociatedWith")
+    )
+    edges = [
+        LineageEdgeView((sk, si), (dk, di), t)
+        for sk, si, dk, di, t in edge_rows
+        if (sk, si) in keep and (dk, di) in keep
+    ]
     edges.sort(key=lambda x: (x.src, x.dst, x.type))
     return LineageGraph(start, nodes, edges)
-
-
-def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
