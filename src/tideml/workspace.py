@@ -17,6 +17,7 @@ from tideml.lineage import Lineage
 from tideml.meta import MetadataStore
 
 if TYPE_CHECKING:
+    from tideml.clarify.service import ClarifyService
     from tideml.registry import Registry
 
 __all__ = ["DEFAULT_WORKSPACE", "Workspace", "resolve_workspace_path"]
@@ -97,6 +98,12 @@ class Workspace:
         from tideml.registry import Registry
 
         return Registry(self)
+
+    @cached_property
+    def clarify(self) -> ClarifyService:
+        from tideml.clarify.service import ClarifyService
+
+        return ClarifyService(self)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

@@ -7,6 +7,7 @@ import sys
 from rich.text import Text
 
 # Importing a command module registers its group on `app`.
+from tideml.cli import clarify as _clarify  # noqa: F401
 from tideml.cli import data as _data  # noqa: F401
 from tideml.cli import lineage as _lineage  # noqa: F401
 from tideml.cli import models as _models  # noqa: F401
