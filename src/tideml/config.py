@@ -23,6 +23,7 @@ __all__ = [
     "MetadataSettings",
     "OfflineStoreSettings",
     "OnlineStoreSettings",
+    "PipelinesSettings",
     "Settings",
     "default_toml",
     "load_settings",
@@ -51,6 +52,12 @@ class OnlineStoreSettings(_Section):
     url: str = Field(default="sqlite:///online.db", description="sqlite:///…, redis://… or memory://")
 
 
+class PipelinesSettings(_Section):
+    executor: str = Field(
+        default="local", description="local[:N], inline, dask-local[:N] or dask://host:port"
+    )
+
+
 class Settings(_Section):
     """Resolved settings of one workspace; paths are absolute once loaded."""
 
@@ -58,6 +65,7 @@ class Settings(_Section):
     artifacts: ArtifactsSettings = ArtifactsSettings()
     offline_store: OfflineStoreSettings = OfflineStoreSettings()
     online_store: OnlineStoreSettings = OnlineStoreSettings()
+    pipelines: PipelinesSettings = PipelinesSettings()
 
     def as_dict(self) -> dict[str, dict[str, str]]:
         return self.model_dump()
@@ -68,6 +76,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "artifacts": ArtifactsSettings,
     "offline_store": OfflineStoreSettings,
     "online_store": OnlineStoreSettings,
+    "pipelines": PipelinesSettings,
 }
 
 
@@ -136,4 +145,5 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         artifacts=ArtifactsSettings(root=_resolve_path(settings.artifacts.root, root)),
         offline_store=OfflineStoreSettings(root=_resolve_path(settings.offline_store.root, root)),
         online_store=OnlineStoreSettings(url=_resolve_sqlite_url(settings.online_store.url, root)),
+        pipelines=settings.pipelines,
     )

@@ -18,6 +18,7 @@ from tideml.meta import MetadataStore
 
 if TYPE_CHECKING:
     from tideml.clarify.service import ClarifyService
+    from tideml.pipelines.service import PipelineService
     from tideml.registry import Registry
 
 __all__ = ["DEFAULT_WORKSPACE", "Workspace", "resolve_workspace_path"]
@@ -104,6 +105,12 @@ class Workspace:
         from tideml.clarify.service import ClarifyService
 
         return ClarifyService(self)
+
+    @cached_property
+    def pipelines(self) -> PipelineService:
+        from tideml.pipelines.service import PipelineService
+
+        return PipelineService(self)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

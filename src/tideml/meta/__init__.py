@@ -4,8 +4,22 @@ Each part keeps its tables in `meta/<part>_tables.py` on the shared `Base`; impo
 them all, so Alembic and the schema test see one metadata.
 """
 
-from tideml.meta import features_tables, registry_tables, train_tables
+from tideml.meta import (
+    features_tables,
+    pipelines_tables,
+    registry_tables,
+    train_tables,
+)
 from tideml.meta.models import Base, Blob, Ref
 from tideml.meta.store import MetadataStore
 
-__all__ = ["Base", "Blob", "MetadataStore", "Ref", "features_tables", "registry_tables", "train_tables"]
+__all__ = [
+    "Base",
+    "Blob",
+    "MetadataStore",
+    "Ref",
+    "features_tables",
+    "pipelines_tables",
+    "registry_tables",
+    "train_tables",
+]
