@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tideml.clarify.service import ClarifyService
     from tideml.pipelines.service import PipelineService
     from tideml.registry import Registry
+    from tideml.train.service import TrainService
 
 __all__ = ["DEFAULT_WORKSPACE", "Workspace", "resolve_workspace_path"]
 
@@ -111,6 +112,12 @@ class Workspace:
         from tideml.pipelines.service import PipelineService
 
         return PipelineService(self)
+
+    @cached_property
+    def train(self) -> TrainService:
+        from tideml.train.service import TrainService
+
+        return TrainService(self)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
