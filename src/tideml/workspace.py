@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tideml.pipelines.service import PipelineService
     from tideml.registry import Registry
     from tideml.train.service import TrainService
+    from tideml.wrangle.service import WrangleService
 
 __all__ = ["DEFAULT_WORKSPACE", "Workspace", "resolve_workspace_path"]
 
@@ -118,6 +119,12 @@ class Workspace:
         from tideml.train.service import TrainService
 
         return TrainService(self)
+
+    @cached_property
+    def wrangle(self) -> WrangleService:
+        from tideml.wrangle.service import WrangleService
+
+        return WrangleService(self)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

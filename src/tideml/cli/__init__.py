@@ -14,6 +14,7 @@ from tideml.cli import models as _models  # noqa: F401
 from tideml.cli import pipelines as _pipelines  # noqa: F401
 from tideml.cli import train as _train  # noqa: F401
 from tideml.cli import workspace as _workspace  # noqa: F401
+from tideml.cli import wrangle as _wrangle  # noqa: F401
 from tideml.cli._app import app, console_err
 from tideml.errors import TideError
 
