@@ -296,3 +296,16 @@ def governed(n: int = 20, group: str = "claims-fraud") -> None:
     approved = condition("approved", "approved >= 1", metrics=approval)
     with approved.if_true():
         deploy_step("deploy", version=version["ref"])
+
+
+# -- a step that uses the workspace it runs in ----------------------------------------------------
+@step
+def stored_size(ws: Any, payload: str) -> dict[str, Any]:
+    """Stores the payload in the run's workspace: the runner passes `ws`, the pipeline never does."""
+    ref = ws.put_artifact(payload.encode())
+    return {"sha256": ref.sha256, "size": ref.size, "root": str(ws.root)}
+
+
+@pipeline
+def uses_workspace(payload: str = "hello") -> None:
+    stored_size(payload=payload)

@@ -17,6 +17,9 @@ from tideml.pipelines.policies import CachePolicy, RetryPolicy, validated
 
 __all__ = ["StepDef", "add_node", "check_arguments", "step", "target_of"]
 
+# A step function with a parameter of this name receives the run's Workspace where it executes.
+WORKSPACE_ARGUMENT = "ws"
+
 
 def target_of(fn: Callable[..., Any], *, what: str, strict: bool = True) -> TargetRef:
     """The import address of a module-level function; refuses lambdas and nested functions if strict."""
@@ -150,7 +153,16 @@ class StepDef:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if current_builder() is None:
             return self.fn(*args, **kwargs)
+        if WORKSPACE_ARGUMENT in kwargs:
+            raise ValidationError(
+                "the workspace is passed by the runner, not by the pipeline",
+                obj=f"step {self.name}",
+                field=WORKSPACE_ARGUMENT,
+                fix=f"call the step without {WORKSPACE_ARGUMENT}=",
+            )
         try:
+            if WORKSPACE_ARGUMENT in self.signature.parameters:
+                kwargs = {**kwargs, WORKSPACE_ARGUMENT: None}
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise ValidationError(
@@ -165,6 +177,7 @@ class StepDef:
                     fix="declare each argument by name",
                 )
         arguments = dict(bound.arguments)
+        arguments.pop(WORKSPACE_ARGUMENT, None)  # injected by the worker where the step runs
         node = StepNode(
             name=self.name,
             kind=self.kind,

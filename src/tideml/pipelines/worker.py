@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import io
 import logging
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tideml.errors import TideError
+from tideml.pipelines.step import WORKSPACE_ARGUMENT
 
 if TYPE_CHECKING:
     from tideml.workspace import Workspace
@@ -314,6 +316,8 @@ def run_task(task: Task) -> TaskResult:
                     else:
                         fn = load_target(task.module, task.qualname, task.file)
                         arguments = _decode_arguments(ws, fn, task)
+                        if WORKSPACE_ARGUMENT in inspect.signature(fn).parameters:
+                            arguments[WORKSPACE_ARGUMENT] = ws
                         value = fn(**arguments)
                     from tideml.pipelines.codecs import encode
 
