@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from tideml.artifacts import ArtifactRef, ArtifactStore
 from tideml.config import CONFIG_FILE, Settings, default_toml, load_settings
-from tideml.errors import Conflict, NotFound
+from tideml.errors import Conflict, NotFound, ValidationError
 from tideml.lineage import Lineage
 from tideml.meta import MetadataStore
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from tideml.clarify.service import ClarifyService
+    from tideml.features.service import FeatureStore
     from tideml.pipelines.service import PipelineService
     from tideml.registry import Registry
     from tideml.train.service import TrainService
@@ -75,6 +78,8 @@ class Workspace:
         return ws
 
     def close(self) -> None:
+        if "features" in self.__dict__:
+            self.features.close()
         if "metadata" in self.__dict__:
             self.metadata.dispose()
 
@@ -121,10 +126,27 @@ class Workspace:
         return TrainService(self)
 
     @cached_property
+    def features(self) -> FeatureStore:
+        from tideml.features.service import FeatureStore
+
+        return FeatureStore(self)
+
+    @cached_property
     def wrangle(self) -> WrangleService:
         from tideml.wrangle.service import WrangleService
+        from tideml.wrangle.spec import FeatureGroupSource
 
-        return WrangleService(self)
+        def read_group(src: FeatureGroupSource) -> pl.DataFrame:
+            if src.version is not None:
+                raise ValidationError(
+                    "reading a pinned group version is not supported; flows read the latest records",
+                    obj=f"flow source {src.name}",
+                    field="version",
+                    fix="remove `version` from the feature_group source",
+                )
+            return self.features.read_latest(src.name, src.features)
+
+        return WrangleService(self, feature_group_reader=read_group)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

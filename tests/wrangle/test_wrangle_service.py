@@ -206,3 +206,25 @@ def test_bad_inputs_are_reported_before_anything_runs(ws: Workspace, tmp_path: P
         )
     assert not (tmp_path / "o").exists()
     assert ws.lineage.actions("wrangle.run") == []
+
+
+def test_workspace_reads_feature_group_sources_from_the_store(ws: Workspace, tmp_path: Path) -> None:
+    rows = pl.DataFrame({"policy_id": [1, 2, 1], "x": [1.0, 2.0, 10.0], "event_time": [100.0, 100.0, 200.0]})
+    ws.features.ingest(
+        "customers", rows, record_identifier="policy_id", event_time="event_time", progress=False
+    )
+    source = {"kind": "feature_group", "name": "customers", "features": ["policy_id", "x"]}
+    flow = Flow.from_dict(
+        {
+            "version": 1,
+            "name": "from-store",
+            "sources": {"customers": source},
+            "steps": [{"op": "formula", "column": "y", "expression": "x * 2"}],
+        }
+    )
+    run = ws.wrangle.run(flow, {}, tmp_path / "out", progress=False)
+    out = pl.read_parquet(run.outputs["customers"].path).sort("policy_id")
+    assert out.to_dicts() == [{"policy_id": 1, "x": 10.0, "y": 20.0}, {"policy_id": 2, "x": 2.0, "y": 4.0}]
+    pinned = Flow.from_dict({**flow.to_dict(), "sources": {"customers": {**source, "version": 1}}})
+    with pytest.raises(ValidationError, match="pinned group version"):
+        ws.wrangle.run(pinned, {}, tmp_path / "out2", progress=False)

@@ -9,6 +9,7 @@ from rich.text import Text
 # Importing a command module registers its group on `app`.
 from tideml.cli import clarify as _clarify  # noqa: F401
 from tideml.cli import data as _data  # noqa: F401
+from tideml.cli import features as _features  # noqa: F401
 from tideml.cli import lineage as _lineage  # noqa: F401
 from tideml.cli import models as _models  # noqa: F401
 from tideml.cli import pipelines as _pipelines  # noqa: F401

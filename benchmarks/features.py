@@ -1,0 +1,345 @@
+#!/usr/bin/env python
+"""Feature store benchmark: tideml against Feast, same generated data, same run.
+
+Measured on both sides, medians over `--repeats`:
+
+* online get of one id, p50 / p99 (SQLite and Redis online stores);
+* online get of 100 ids in one call, p50 / p99 (SQLite and Redis);
+* ingest rows/s into the offline store + the online store. tideml: `ws.features.ingest(frame)`
+  (validation, Parquet partitions, SQLite upserts). Feast: writing the FileSource Parquet file plus
+  `materialize()` into its online store (Feast's documented path from offline to online);
+* point-in-time dataset: `ws.features.dataset(…)` (DuckDB ASOF join, Parquet artifact, manifest,
+  lineage) against Feast's `get_historical_features(…).to_df()` on its file offline store.
+
+Feast runs in `/work/main/.venv-peers` (see benchmarks/requirements-peers.txt) in a subprocess: this
+file re-executes itself there with `--peer feast`, so that side imports nothing from tideml.
+
+Usage: python benchmarks/features.py [--entities 100000 --feature-rows 1000000] [--repeats 3]
+       python benchmarks/features.py --entities 1000000 --feature-rows 10000000 --ids 1000000 --repeats 1
+       (the issue's size: 1M entity rows against 10M feature rows)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).resolve().parent
+PEERS_PYTHON = HERE.parent / ".venv-peers" / "bin" / "python"
+BASE = datetime(2024, 1, 1, tzinfo=UTC)
+SPAN_DAYS = 30
+
+
+# -- data --------------------------------------------------------------------------------------------
+def generate(
+    workdir: Path, n_entities: int, n_rows: int, n_ids: int, n_features: int, seed: int
+) -> dict[str, str]:
+    """Feature rows (id, event_time, f0..fN) over 30 days and entity rows (id, event_timestamp)."""
+    rng = np.random.default_rng(seed)
+    base_us = int(BASE.timestamp() * 1_000_000)
+    span_us = SPAN_DAYS * 86_400 * 1_000_000
+    features = {
+        "id": rng.integers(0, n_ids, n_rows, dtype=np.int64),
+        "event_time": pa.array(base_us + rng.integers(0, span_us, n_rows), pa.int64()).cast(
+            pa.timestamp("us", tz="UTC")
+        ),
+    }
+    for i in range(n_features):
+        features[f"f{i}"] = rng.random(n_rows)
+    entities = {
+        "id": rng.integers(0, n_ids, n_entities, dtype=np.int64),
+        "event_timestamp": pa.array(
+            base_us + rng.integers(span_us // 10, span_us + span_us // 10, n_entities)
+        ).cast(pa.timestamp("us", tz="UTC")),
+    }
+    paths = {"features": str(workdir / "features.parquet"), "entities": str(workdir / "entities.parquet")}
+    pq.write_table(pa.table(features), paths["features"])
+    pq.write_table(pa.table(entities), paths["entities"])
+    return paths
+
+
+def percentiles_ms(samples: Sequence[float]) -> tuple[float, float]:
+    xs = np.asarray(samples) * 1000
+    return float(np.percentile(xs, 50)), float(np.percentile(xs, 99))
+
+
+def time_calls(fn: Callable[[Any], Any], args: Sequence[Any]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds of fn(arg) over args (after a short warm-up)."""
+    for a in args[:50]:
+        fn(a)
+    samples = []
+    clock = time.perf_counter
+    for a in args:
+        t = clock()
+        fn(a)
+        samples.append(clock() - t)
+    return percentiles_ms(samples)
+
+
+def median_of(results: list[dict[str, float]]) -> dict[str, float]:
+    keys = results[0].keys()
+    return {k: float(statistics.median(r[k] for r in results)) for k in keys}
+
+
+# -- tideml ------------------------------------------------------------------------------------------
+def run_tideml(args: argparse.Namespace, paths: dict[str, str], workdir: Path) -> dict[str, float]:
+    import polars as pl
+
+    from tideml.features import FeatureStore
+    from tideml.workspace import Workspace
+
+    frame = pl.read_parquet(paths["features"])
+    entities = pl.read_parquet(paths["entities"])
+    rng = np.random.default_rng(args.seed + 1)
+    one_ids = rng.integers(0, args.ids, args.lookups).tolist()
+    batches = [rng.integers(0, args.ids, 100).tolist() for _ in range(args.batch_lookups)]
+    prefix = f"tidebench:{uuid.uuid4().hex[:10]}:"
+    results: list[dict[str, float]] = []
+    for r in range(args.repeats):
+        out: dict[str, float] = {}
+        ws = Workspace.init(workdir / f"tideml-{r}")
+        fs = FeatureStore(ws)
+        t = time.perf_counter()
+        fs.ingest("bench", frame, record_identifier="id", event_time="event_time", progress=False, workers=4)
+        out["ingest_rows_s"] = frame.height / (time.perf_counter() - t)
+        out["get1_sqlite_p50"], out["get1_sqlite_p99"] = time_calls(
+            lambda i, s=fs: s.get_record("bench", i), one_ids
+        )
+        out["get100_sqlite_p50"], out["get100_sqlite_p99"] = time_calls(
+            lambda ids, s=fs: s.batch_get_record({"bench": ids}), batches
+        )
+        t = time.perf_counter()
+        ds = fs.dataset(["bench.*"], entities=entities, entity_time="event_timestamp", name="bench")
+        out["dataset_s"] = time.perf_counter() - t
+        out["dataset_rows"] = float(ds.rows)
+        # Redis: the same group in a second store object pointed at Redis
+        rfs = FeatureStore(ws, online_url=f"{args.redis_url}?prefix={prefix}")
+        t = time.perf_counter()
+        rfs.ingest("bench", frame, progress=False, workers=4)
+        out["ingest_redis_rows_s"] = frame.height / (time.perf_counter() - t)
+        out["get1_redis_p50"], out["get1_redis_p99"] = time_calls(
+            lambda i, s=rfs: s.get_record("bench", i), one_ids
+        )
+        out["get100_redis_p50"], out["get100_redis_p99"] = time_calls(
+            lambda ids, s=rfs: s.batch_get_record({"bench": ids}), batches
+        )
+        rfs.online.drop_group("bench")
+        rfs.close()
+        fs.close()
+        ws.close()
+        results.append(out)
+        print(f"  tideml repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+    return median_of(results)
+
+
+# -- Feast (runs in .venv-peers) ---------------------------------------------------------------------
+FEAST_YAML = """project: {project}
+registry: {repo}/registry.db
+provider: local
+online_store:
+{online}
+offline_store:
+    type: file
+entity_key_serialization_version: 3
+"""
+
+
+def _feast_store(repo: Path, project: str, online: str, paths: dict[str, str], n_features: int) -> Any:
+    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64
+
+    repo.mkdir(parents=True, exist_ok=True)
+    (repo / "feature_store.yaml").write_text(FEAST_YAML.format(project=project, repo=repo, online=online))
+    entity = Entity(name="id", join_keys=["id"], value_type=ValueType.INT64)
+    source = FileSource(name="bench_source", path=paths["features"], timestamp_field="event_time")
+    view = FeatureView(
+        name="bench",
+        entities=[entity],
+        ttl=timedelta(days=3650),  # no look-back limit, as on the tideml side
+        schema=[Field(name=f"f{i}", dtype=Float64) for i in range(n_features)],
+        source=source,
+        online=True,
+    )
+    store = FeatureStore(repo_path=str(repo))
+    store.apply([entity, view])
+    return store
+
+
+def run_feast(args: argparse.Namespace, paths: dict[str, str], workdir: Path) -> dict[str, float]:
+    import pandas as pd
+
+    refs = [f"bench:f{i}" for i in range(args.features)]
+    rng = np.random.default_rng(args.seed + 1)
+    one_ids = rng.integers(0, args.ids, args.lookups).tolist()
+    batches = [rng.integers(0, args.ids, 100).tolist() for _ in range(args.batch_lookups)]
+    entities = pd.read_parquet(paths["entities"])
+    start, end = BASE - timedelta(days=1), BASE + timedelta(days=SPAN_DAYS + 1)
+    redis_host = args.redis_url.split("//", 1)[1].split("/", 1)[0]
+    redis_db = args.redis_url.rsplit("/", 1)[1]
+    results: list[dict[str, float]] = []
+    for r in range(args.repeats):
+        out: dict[str, float] = {}
+        project = f"tidebench{uuid.uuid4().hex[:8]}"
+        repo = workdir / f"feast-{r}"
+        data = pd.read_parquet(paths["features"])
+        source_path = repo / "features.parquet"
+        repo.mkdir(parents=True, exist_ok=True)
+        local = dict(paths, features=str(source_path))
+        data.to_parquet(source_path)  # present before `apply`; written again (timed) below
+        store = _feast_store(
+            repo, project, f"    type: sqlite\n    path: {repo}/online.db", local, args.features
+        )
+        t = time.perf_counter()
+        data.to_parquet(source_path)  # the offline write: Feast's file offline store is this file
+        store.materialize(start, end)
+        out["ingest_rows_s"] = len(data) / (time.perf_counter() - t)
+
+        def get1(i: int, s: Any = store) -> Any:
+            return s.get_online_features(features=refs, entity_rows=[{"id": i}]).to_dict()
+
+        def get100(ids: list[int], s: Any = store) -> Any:
+            return s.get_online_features(features=refs, entity_rows=[{"id": i} for i in ids]).to_dict()
+
+        out["get1_sqlite_p50"], out["get1_sqlite_p99"] = time_calls(get1, one_ids)
+        out["get100_sqlite_p50"], out["get100_sqlite_p99"] = time_calls(get100, batches)
+        t = time.perf_counter()
+        df = store.get_historical_features(entity_df=entities, features=refs).to_df()
+        out["dataset_s"] = time.perf_counter() - t
+        out["dataset_rows"] = float(len(df))
+        rrepo = workdir / f"feast-redis-{r}"
+        rstore = _feast_store(
+            rrepo,
+            project + "r",
+            f'    type: redis\n    connection_string: "{redis_host},db={redis_db}"',
+            local,
+            args.features,
+        )
+        t = time.perf_counter()
+        data.to_parquet(source_path)
+        rstore.materialize(start, end)
+        out["ingest_redis_rows_s"] = len(data) / (time.perf_counter() - t)
+        out["get1_redis_p50"], out["get1_redis_p99"] = time_calls(lambda i, s=rstore: get1(i, s), one_ids)
+        out["get100_redis_p50"], out["get100_redis_p99"] = time_calls(
+            lambda ids, s=rstore: get100(ids, s), batches
+        )
+        rstore.teardown()  # removes its Redis keys
+        results.append(out)
+        print(f"  feast repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+    return median_of(results)
+
+
+# -- report ------------------------------------------------------------------------------------------
+ROWS = [
+    ("online get, 1 id, SQLite   p50 (ms)", "get1_sqlite_p50", "lower"),
+    ("online get, 1 id, SQLite   p99 (ms)", "get1_sqlite_p99", "lower"),
+    ("online get, 1 id, Redis    p50 (ms)", "get1_redis_p50", "lower"),
+    ("online get, 1 id, Redis    p99 (ms)", "get1_redis_p99", "lower"),
+    ("online get, 100 ids, SQLite p50 (ms)", "get100_sqlite_p50", "lower"),
+    ("online get, 100 ids, SQLite p99 (ms)", "get100_sqlite_p99", "lower"),
+    ("online get, 100 ids, Redis p50 (ms)", "get100_redis_p50", "lower"),
+    ("online get, 100 ids, Redis p99 (ms)", "get100_redis_p99", "lower"),
+    ("ingest offline+SQLite (rows/s)", "ingest_rows_s", "higher"),
+    ("ingest offline+Redis (rows/s)", "ingest_redis_rows_s", "higher"),
+    ("point-in-time dataset (s)", "dataset_s", "lower"),
+    ("  rows in the dataset", "dataset_rows", "none"),
+]
+
+
+def report(
+    args: argparse.Namespace, tide: dict[str, float], feast: dict[str, float] | None, note: str
+) -> None:
+    print(
+        f"\nfeature store benchmark: {args.entities:,} entity rows x {args.feature_rows:,} feature rows, "
+        f"{args.ids:,} ids, {args.features} features, medians of {args.repeats} repeat(s), "
+        f"{args.lookups:,} single / {args.batch_lookups:,} batch lookups"
+    )
+    head = f"{'metric':<40}{'tideml':>14}{'feast':>14}{'speed-up':>12}"
+    print(head)
+    print("-" * len(head))
+    for label, key, better in ROWS:
+        t = tide.get(key)
+        f = feast.get(key) if feast else None
+        ratio = ""
+        if t is not None and f is not None and t > 0 and f > 0 and better != "none":
+            ratio = f"{(f / t if better == 'lower' else t / f):.1f}x"
+        fmt = (lambda v: f"{v:,.0f}") if key.endswith(("rows_s", "rows")) else (lambda v: f"{v:.3f}")
+        shown_t = fmt(t) if t is not None else "-"
+        shown_f = fmt(f) if f is not None else "-"
+        print(f"{label:<40}{shown_t:>14}{shown_f:>14}{ratio:>12}")
+    if note:
+        print(note)
+    print("speed-up = how many times faster tideml is (feast / tideml for times, tideml / feast for rates)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--entities", type=int, default=100_000, help="entity rows of the dataset")
+    p.add_argument("--feature-rows", type=int, default=1_000_000, help="feature rows ingested")
+    p.add_argument("--ids", type=int, default=100_000, help="distinct record ids")
+    p.add_argument("--features", type=int, default=10, help="Fractional features per row")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--lookups", type=int, default=5000, help="single-id online gets per repeat")
+    p.add_argument("--batch-lookups", type=int, default=500, help="100-id online gets per repeat")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    p.add_argument(
+        "--workdir", type=Path, default=None, help="where data and stores go (default: a temp dir)"
+    )
+    p.add_argument("--skip-feast", action="store_true")
+    p.add_argument("--feast-timeout", type=int, default=3600, help="seconds before the Feast side is stopped")
+    p.add_argument("--peer", choices=["feast"], help=argparse.SUPPRESS)
+    p.add_argument("--paths", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.peer == "feast":
+        result = run_feast(args, json.loads(args.paths), Path(args.workdir))
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory(prefix="tide-bench-features-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        print(f"generating data in {workdir}", file=sys.stderr, flush=True)
+        paths = generate(workdir, args.entities, args.feature_rows, args.ids, args.features, args.seed)
+        tide = run_tideml(args, paths, workdir)
+        feast: dict[str, float] | None = None
+        note = ""
+        if not args.skip_feast:
+            if not PEERS_PYTHON.exists():
+                note = f"Feast not run: {PEERS_PYTHON} is missing"
+                note += " (pip install -r benchmarks/requirements-peers.txt)"
+            else:
+                cmd = [str(PEERS_PYTHON), __file__, "--peer", "feast", "--paths", json.dumps(paths)]
+                cmd += ["--workdir", str(workdir), "--repeats", str(args.repeats), "--ids", str(args.ids)]
+                cmd += ["--features", str(args.features), "--lookups", str(args.lookups)]
+                cmd += ["--batch-lookups", str(args.batch_lookups), "--seed", str(args.seed)]
+                cmd += ["--redis-url", args.redis_url]
+                env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+                try:
+                    done = subprocess.run(
+                        cmd, capture_output=True, text=True, timeout=args.feast_timeout, env=env, check=False
+                    )
+                    if done.returncode == 0:
+                        feast = json.loads(done.stdout.strip().splitlines()[-1])
+                    else:
+                        note = "Feast side failed:\n" + done.stderr[-3000:]
+                except subprocess.TimeoutExpired:
+                    note = f"Feast side stopped after {args.feast_timeout} s"
+        report(args, tide, feast, note)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The feature store: feature groups, an append-only offline store, online stores, SQL and datasets.
+
+`FeatureStore(ws)` (wired as `ws.features`) is the service; the modules below it are the functional
+core and work without a workspace:
+
+* `spec`: `FeatureGroupSpec`, `FeatureDefinition`, `FeatureType`, store configs, schema inference;
+* `offline`: `OfflineStore`, the partitioned Parquet log with a manifest and verified compaction;
+* `online`: `OnlineStore` and its SQLite, Redis and in-memory backends;
+* `ingest`: batch validation and parallel writes; `sql`: the sandboxed DuckDB engine;
+* `dataset`: point-in-time datasets compiled to DuckDB ASOF joins.
+"""
+
+from tideml.features.dataset import DatasetTable, FeatureRef, build_dataset
+from tideml.features.ingest import IngestReport, PreparedBatch, ingest_frame, prepare_batch
+from tideml.features.offline import CompactionReport, OfflineStore
+from tideml.features.online import OnlineStore, open_online_store
+from tideml.features.service import BatchGetResult, DatasetResult, FeatureGroup, FeatureStore
+from tideml.features.spec import (
+    FeatureDefinition,
+    FeatureGroupSpec,
+    FeatureType,
+    OfflineStoreConfig,
+    OnlineStoreConfig,
+    TtlDuration,
+    infer_feature_definitions,
+)
+from tideml.features.sql import SqlEngine
+
+__all__ = [
+    "BatchGetResult",
+    "CompactionReport",
+    "DatasetResult",
+    "DatasetTable",
+    "FeatureDefinition",
+    "FeatureGroup",
+    "FeatureGroupSpec",
+    "FeatureRef",
+    "FeatureStore",
+    "FeatureType",
+    "IngestReport",
+    "OfflineStore",
+    "OfflineStoreConfig",
+    "OnlineStore",
+    "OnlineStoreConfig",
+    "PreparedBatch",
+    "SqlEngine",
+    "TtlDuration",
+    "build_dataset",
+    "infer_feature_definitions",
+    "ingest_frame",
+    "open_online_store",
+    "prepare_batch",
+]

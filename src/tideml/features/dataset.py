@@ -1,0 +1,433 @@
+"""Point-in-time datasets: entity rows joined to feature groups as of each row's time (DuckDB ASOF JOIN).
+
+The rules (the hypothesis oracle in `tests/features/test_features_dataset_oracle.py` restates them in
+plain Python):
+
+* A group's candidate rows are its offline rows with `write_time <= as_of` (time travel) and an event
+  time inside `event_time_range`. Rows are ordered by (event time, api_invocation_time, write_time).
+* Mode `asof` (default, one row per entity row): for each entity row (id, t), the greatest row of the
+  group with that id and event time <= t. If that row is a tombstone the features are null (the record
+  was deleted at t); if `apply_ttl` and the group has an online TTL and t >= event time + TTL, they are
+  null (the online store would have expired it). Duplicates (same id and event time) resolve to the
+  greatest row, so ingesting the same data twice never multiplies rows. `include_deleted=True` ignores
+  tombstones, so deleted records stay visible.
+* Mode `all` (SageMaker's DatasetBuilder without a row limit): every matching row with event time <= t
+  after the latest tombstone <= t, de-duplicated per (id, event time) unless `include_duplicates`;
+  `recent_records=n` keeps the n most recent per entity id; TTL bounds the look-back.
+* Without an entity frame, the entities are every id with a visible record in the first group as of
+  `at` (default: now), and every group is joined as of `at`.
+
+The feature order of the output is the order of the request; `group.*` expands in definition order,
+without the record identifier, the event time or the label.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from tideml.errors import NotFound, ValidationError
+from tideml.features._time import series_to_event_us
+from tideml.features.offline import OfflineStore
+from tideml.features.spec import FeatureGroupSpec, FeatureType
+from tideml.features.sql import group_relation_sql, quote_ident
+
+__all__ = ["DatasetTable", "FeatureRef", "build_dataset", "parse_feature_refs"]
+
+Mode = Literal["asof", "all"]
+_INTERNAL = "__tide_"
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """One requested feature: `group.feature`."""
+
+    group: str
+    feature: str
+
+    def __str__(self) -> str:
+        return f"{self.group}.{self.feature}"
+
+
+@dataclass
+class DatasetTable:
+    """The result of `build_dataset`: the rows and how they were made."""
+
+    table: pa.Table
+    sql: str
+    groups: list[str]
+    features: list[FeatureRef]
+    feature_columns: list[str]
+    label: FeatureRef | None
+    label_column: str | None
+    entity_columns: list[str]
+    options: dict[str, object] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _split_ref(text: str, what: str) -> tuple[str, str]:
+    if not isinstance(text, str) or text.count(".") != 1 or text.startswith(".") or text.endswith("."):
+        raise ValidationError(
+            f"{text!r} is not a feature reference",
+            obj="dataset request",
+            field=what,
+            fix="write group.feature or group.* (e.g. claims.total_claim_amount)",
+        )
+    group, feature = text.split(".")
+    return group, feature
+
+
+def parse_feature_refs(
+    features: Sequence[str], specs: Mapping[str, FeatureGroupSpec], label: str | None = None
+) -> tuple[list[FeatureRef], FeatureRef | None]:
+    """Resolve `group.feature` / `group.*` references in request order; the label is excluded from `*`."""
+    label_ref: FeatureRef | None = None
+    if label is not None:
+        g, f = _split_ref(label, "label")
+        if f == "*":
+            raise ValidationError("the label must be one feature", obj="dataset request", field="label")
+        _spec(specs, g).feature(f)
+        label_ref = FeatureRef(g, f)
+    if not features:
+        raise ValidationError(
+            "no features requested",
+            obj="dataset request",
+            field="features",
+            fix="name group.feature or group.*",
+        )
+    out: list[FeatureRef] = []
+    for text in features:
+        g, f = _split_ref(text, "features")
+        spec = _spec(specs, g)
+        if f == "*":
+            out += [FeatureRef(g, d.name) for d in spec.value_features if FeatureRef(g, d.name) != label_ref]
+        else:
+            spec.feature(f)
+            out.append(FeatureRef(g, f))
+    seen: set[FeatureRef] = set()
+    for ref in out:
+        if ref in seen:
+            raise ValidationError(
+                f"{ref} is requested twice", obj="dataset request", field="features", fix="list it once"
+            )
+        if ref == label_ref:
+            raise ValidationError(
+                f"{ref} is the label and cannot also be a feature",
+                obj="dataset request",
+                field="features",
+                fix="remove it from the features",
+            )
+        seen.add(ref)
+    return out, label_ref
+
+
+def _spec(specs: Mapping[str, FeatureGroupSpec], name: str) -> FeatureGroupSpec:
+    spec = specs.get(name)
+    if spec is None:
+        raise NotFound(
+            f"no feature group {name!r}",
+            obj="dataset request",
+            field="features",
+            fix="create it first, or check `tide features list`",
+        )
+    return spec
+
+
+def _ts_literal(us: int) -> str:
+    return f"make_timestamptz({int(us)}::BIGINT)"
+
+
+def _entity_key(entities: pl.DataFrame, column: str, spec: FeatureGroupSpec) -> pl.Series:
+    src = entities.get_column(column)
+    if spec.id_type is FeatureType.STRING:
+        return src.cast(pl.String)
+    key = src.cast(pl.Int64, strict=False) if src.dtype != pl.String else src.str.to_integer(strict=False)
+    bad = key.is_null() & src.is_not_null()
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise ValidationError(
+            f"row {row}: {src[row]!r} is not an integer id",
+            obj="dataset entities",
+            field=column,
+            fix=f"group {spec.name} has Integral record ids; pass integers",
+        )
+    return key
+
+
+def build_dataset(
+    offline: OfflineStore,
+    specs: Mapping[str, FeatureGroupSpec],
+    features: Sequence[str],
+    *,
+    entities: pl.DataFrame | None = None,
+    entity_time: str | None = None,
+    entity_keys: Mapping[str, str] | None = None,
+    at_us: int | None = None,
+    label: str | None = None,
+    as_of_us: int | None = None,
+    include_deleted: bool = False,
+    include_duplicates: bool = False,
+    recent_records: int | None = None,
+    event_time_range: tuple[int | None, int | None] | None = None,
+    mode: Mode = "asof",
+    apply_ttl: bool = True,
+    full_feature_names: bool = False,
+    threads: int | None = None,
+) -> DatasetTable:
+    """Compile and run a point-in-time dataset; see the module docstring for the rules."""
+    started = time.perf_counter()
+    if mode not in ("asof", "all"):
+        raise ValidationError(
+            f"unknown mode {mode!r}", obj="dataset request", field="mode", fix="use asof or all"
+        )
+    if mode == "asof" and include_duplicates:
+        raise ValidationError(
+            "include_duplicates needs mode='all': an as-of join returns one row per entity row",
+            obj="dataset request",
+            field="include_duplicates",
+            fix="use mode='all' to see every stored row",
+        )
+    if recent_records is not None and (mode != "all" or recent_records < 1):
+        raise ValidationError(
+            "recent_records needs mode='all' and a value >= 1",
+            obj="dataset request",
+            field="recent_records",
+            fix="use mode='all' with recent_records=n (asof already keeps the most recent record)",
+        )
+    refs, label_ref = parse_feature_refs(features, specs, label)
+    groups: list[str] = list(
+        dict.fromkeys([r.group for r in refs] + ([label_ref.group] if label_ref else []))
+    )
+    first = specs[refs[0].group]
+    now_us = time.time_ns() // 1000
+    at = now_us if at_us is None else at_us
+    keys = dict(entity_keys or {})
+
+    # -- output column names ---------------------------------------------------------------------
+    wanted = [*refs, *([label_ref] if label_ref else [])]
+    names = [f"{r.group}__{r.feature}" if full_feature_names else r.feature for r in wanted]
+
+    # -- the entity (base) relation ----------------------------------------------------------------
+    con = duckdb.connect(":memory:")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    ctes: list[str] = []
+    if entities is not None:
+        if entities.height == 0:
+            raise ValidationError(
+                "the entity frame is empty", obj="dataset entities", fix="pass at least one row"
+            )
+        bad = [c for c in entities.columns if c.startswith(_INTERNAL)]
+        if bad:
+            raise ValidationError(
+                f"column {bad[0]!r} uses the reserved prefix {_INTERNAL}",
+                obj="dataset entities",
+                field=bad[0],
+                fix="rename it",
+            )
+        entity_columns = list(entities.columns)
+        extra: list[pl.Series] = [pl.Series(f"{_INTERNAL}row", range(entities.height), dtype=pl.Int64)]
+        for gi, g in enumerate(groups):
+            column = keys.get(g, specs[g].record_identifier)
+            if column not in entities.columns:
+                raise ValidationError(
+                    f"the entity frame has no column {column!r} to join group {g} on",
+                    obj="dataset entities",
+                    field=column,
+                    fix=f"add {column!r}, or map it with entity_keys={{'{g}': '<column>'}}",
+                )
+            extra.append(_entity_key(entities, column, specs[g]).alias(f"{_INTERNAL}k{gi}"))
+        time_col = entity_time
+        if time_col is None and first.event_time in entities.columns:
+            time_col = first.event_time
+        if time_col is not None:
+            if time_col not in entities.columns:
+                raise ValidationError(
+                    f"the entity frame has no column {time_col!r}",
+                    obj="dataset entities",
+                    field="entity_time",
+                    fix="name the column holding each row's point in time",
+                )
+            src = entities.get_column(time_col)
+            us = series_to_event_us(src)
+            bad_t = us.is_null()
+            if bad_t.any():
+                row = int(bad_t.arg_true()[0])
+                raise ValidationError(
+                    f"row {row}: {src[row]!r} is not a point in time",
+                    obj="dataset entities",
+                    field=time_col,
+                    fix="use epoch seconds, ISO-8601 or datetimes, with no missing values",
+                )
+            extra.append(us.cast(pl.Datetime("us", "UTC")).alias(f"{_INTERNAL}t"))
+        else:
+            extra.append(pl.Series(f"{_INTERNAL}t", [at] * entities.height).cast(pl.Datetime("us", "UTC")))
+        base_frame = entities.with_columns(extra)
+        con.register("__tide_entities", base_frame.to_arrow())
+        ctes.append(
+            "base AS (SELECT *, row(__tide_t, 'infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ) AS __tide_o "
+            "FROM __tide_entities)"
+        )
+    else:
+        entity_columns = [first.record_identifier]
+    collisions = [n for n in names if n in entity_columns] + [n for n in names if names.count(n) > 1]
+    if collisions:
+        raise ValidationError(
+            f"output column {collisions[0]!r} would appear twice",
+            obj="dataset request",
+            field="features",
+            fix="pass full_feature_names=True (columns become group__feature)",
+        )
+
+    # -- one candidate relation per group ----------------------------------------------------------
+    def candidates(gi: int, g: str) -> str:
+        spec = specs[g]
+        et = quote_ident(spec.event_time)
+        conds = []
+        lo, hi = event_time_range or (None, None)
+        if as_of_us is not None:
+            conds.append(f"write_time <= {_ts_literal(as_of_us)}")
+        if lo is not None:
+            conds.append(f"{et} >= {_ts_literal(lo)}")
+        if hi is not None:
+            conds.append(f"{et} <= {_ts_literal(hi)}")
+        if include_deleted:
+            conds.append("NOT is_deleted")
+        paths = offline.paths(spec.name, min_event_us=lo, max_event_us=hi, max_write_us=as_of_us)
+        relation = group_relation_sql(offline, spec, paths)
+        cols = [f"{quote_ident(f.feature)} AS __tide_f{i}" for i, f in enumerate(wanted) if f.group == g]
+        select = ", ".join(
+            [
+                f"{quote_ident(spec.record_identifier)} AS __tide_k",
+                f"{et} AS __tide_et",
+                "is_deleted AS __tide_del",
+                f"row({et}, api_invocation_time, write_time) AS __tide_o",
+                *cols,
+            ]
+        )
+        where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        dedup = ""
+        if mode == "all" and not include_duplicates:
+            dedup = " QUALIFY row_number() OVER (PARTITION BY __tide_k, __tide_et ORDER BY __tide_o DESC) = 1"
+        return f"g{gi} AS (SELECT {select} FROM ({relation}){where}{dedup})"
+
+    for gi, g in enumerate(groups):
+        ctes.append(candidates(gi, g))
+
+    if entities is None:
+        # every id with a visible record in the first group as of `at`
+        at_lit = _ts_literal(at)
+        k0 = quote_ident(first.record_identifier)
+        ctes.append(
+            "snap AS (SELECT __tide_k, __tide_del FROM g0 WHERE __tide_et <= "
+            f"{at_lit} QUALIFY row_number() OVER (PARTITION BY __tide_k ORDER BY __tide_o DESC) = 1)"
+        )
+        key_cols = ", ".join(f"__tide_k AS __tide_k{gi}" for gi in range(len(groups)))
+        ctes.append(
+            f"base AS (SELECT __tide_k AS {k0}, {key_cols}, "
+            "(row_number() OVER (ORDER BY __tide_k) - 1)::BIGINT AS __tide_row, "
+            f"{at_lit} AS __tide_t, row({at_lit}, 'infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ) "
+            "AS __tide_o FROM snap WHERE NOT __tide_del)"
+        )
+
+    def ttl_expired(gi: int, g: str) -> str | None:
+        ttl = specs[g].ttl_seconds
+        if not apply_ttl or ttl is None:
+            return None
+        return f"b.__tide_t >= g{gi}.__tide_et + to_seconds({int(ttl)}::BIGINT)"
+
+    ent_select = [f"b.{quote_ident(c)}" for c in entity_columns]
+    feat_select = []
+    gi_of = {g: gi for gi, g in enumerate(groups)}
+    for i, (ref, name) in enumerate(zip(wanted, names, strict=True)):
+        gi = gi_of[ref.group]
+        col = f"g{gi}.__tide_f{i}"
+        if mode == "asof":
+            nulls = [f"g{gi}.__tide_del"]
+            expired = ttl_expired(gi, ref.group)
+            if expired:
+                nulls.append(expired)
+            col = f"CASE WHEN {' OR '.join(nulls)} THEN NULL ELSE {col} END"
+        feat_select.append(f"{col} AS {quote_ident(name)}")
+
+    if mode == "asof":
+        joins = " ".join(
+            f"ASOF LEFT JOIN g{gi} ON b.__tide_k{gi} = g{gi}.__tide_k AND b.__tide_o >= g{gi}.__tide_o"
+            for gi in range(len(groups))
+        )
+        body = f"SELECT {', '.join(ent_select + feat_select)} FROM base b {joins} ORDER BY b.__tide_row"
+    else:
+        source = "base"
+        if not include_deleted:
+            for gi in range(len(groups)):
+                ctes.append(f"t{gi} AS (SELECT __tide_k, __tide_o FROM g{gi} WHERE __tide_del)")
+                ctes.append(
+                    f"b{gi} AS (SELECT {source}.*, t{gi}.__tide_o AS __tide_tomb{gi} FROM {source} "
+                    f"ASOF LEFT JOIN t{gi} ON {source}.__tide_k{gi} = t{gi}.__tide_k "
+                    f"AND {source}.__tide_o >= t{gi}.__tide_o)"
+                )
+                source = f"b{gi}"
+        joins_list = []
+        for gi, g in enumerate(groups):
+            cond = [
+                f"g{gi}.__tide_k = b.__tide_k{gi}",
+                f"g{gi}.__tide_o <= b.__tide_o",
+                f"NOT g{gi}.__tide_del",
+            ]
+            if not include_deleted:
+                cond.append(f"(b.__tide_tomb{gi} IS NULL OR g{gi}.__tide_o > b.__tide_tomb{gi})")
+            expired = ttl_expired(gi, g)
+            if expired:
+                cond.append(f"NOT ({expired})")
+            joins_list.append(f"LEFT JOIN g{gi} ON {' AND '.join(cond)}")
+        order = ", ".join(f"g{gi}.__tide_o DESC NULLS LAST" for gi in range(len(groups)))
+        qualify = ""
+        if recent_records is not None:
+            qualify = (
+                " QUALIFY row_number() OVER (PARTITION BY b.__tide_k0 ORDER BY b.__tide_t DESC, "
+                f"{order}, b.__tide_row) <= {int(recent_records)}"
+            )
+        body = (
+            f"SELECT {', '.join(ent_select + feat_select)} FROM {source} b {' '.join(joins_list)}"
+            f"{qualify} ORDER BY b.__tide_row, {order}"
+        )
+    sql = "WITH " + ",\n".join(ctes) + "\n" + body
+    try:
+        table = con.sql(sql).to_arrow_table()
+    except duckdb.Error as exc:
+        raise ValidationError(
+            f"the dataset query failed ({str(exc).splitlines()[0]})",
+            obj="dataset request",
+            fix="check the entity frame's column types; report a bug if they are right",
+        ) from exc
+    finally:
+        con.close()
+    n_feat = len(refs)
+    return DatasetTable(
+        table=table,
+        sql=sql,
+        groups=groups,
+        features=refs,
+        feature_columns=names[:n_feat],
+        label=label_ref,
+        label_column=names[n_feat] if label_ref else None,
+        entity_columns=entity_columns,
+        options={
+            "mode": mode,
+            "at": at if entities is None or entity_time is None else None,
+            "as_of": as_of_us,
+            "include_deleted": include_deleted,
+            "include_duplicates": include_duplicates,
+            "recent_records": recent_records,
+            "event_time_range": list(event_time_range) if event_time_range else None,
+            "apply_ttl": apply_ttl,
+            "full_feature_names": full_feature_names,
+        },
+        seconds=time.perf_counter() - started,
+    )

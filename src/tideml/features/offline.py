@@ -1,0 +1,585 @@
+"""The offline store: an append-only Parquet log per feature group, partitioned by event time.
+
+Layout under the store root::
+
+    <group>/_manifest.jsonl                     the committed files (the source of truth)
+    <group>/year=YYYY/month=MM/day=DD/hour=HH/<latest-event>_<16 random>.parquet
+
+Each row carries the group's features plus the system columns `write_time`, `api_invocation_time`
+(UTC microsecond timestamps) and `is_deleted`. Partitions come from the event time, not the write time.
+
+Writes are atomic at two levels: every file is written under a temporary name, fsynced and renamed, and
+a batch becomes visible only when the manifest that lists its files is atomically replaced (under a file
+lock, so concurrent writers in several processes serialise their commits). Readers use the manifest, so
+they never see half a batch. Any Parquet engine can read the folder directly; the manifest only adds
+atomicity, pruning statistics and protection from files a crashed writer left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import shutil
+import string
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tideml.errors import IntegrityError, UnsafePath
+from tideml.features._time import MonotonicClock, format_iso
+from tideml.features.spec import FeatureGroupSpec, FeatureType, validate_group_name
+
+__all__ = [
+    "SYSTEM_COLUMNS",
+    "TIMESTAMP",
+    "AppendTransaction",
+    "CompactionReport",
+    "DataFile",
+    "OfflineStore",
+    "arrow_schema",
+]
+
+SYSTEM_COLUMNS = ("write_time", "api_invocation_time", "is_deleted")
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+MANIFEST = "_manifest.jsonl"
+_LOCK = "_manifest.lock"
+_ALNUM = string.ascii_letters + string.digits
+_ORPHAN_AGE_S = 3600
+_HOUR_US = 3_600_000_000
+
+
+def arrow_schema(spec: FeatureGroupSpec) -> pa.Schema:
+    """The Parquet schema of a group: its features in order, then the three system columns."""
+    types = {
+        FeatureType.INTEGRAL: pa.int64(),
+        FeatureType.FRACTIONAL: pa.float64(),
+        FeatureType.STRING: pa.large_string(),
+    }
+    fields = [
+        pa.field(f.name, TIMESTAMP if f.name == spec.event_time else types[f.type], nullable=True)
+        for f in spec.features
+    ]
+    fields += [
+        pa.field("write_time", TIMESTAMP, nullable=False),
+        pa.field("api_invocation_time", TIMESTAMP, nullable=False),
+        pa.field("is_deleted", pa.bool_(), nullable=False),
+    ]
+    return pa.schema(fields)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One committed Parquet file and the statistics used to prune it."""
+
+    path: str  # relative to the group folder, POSIX separators
+    rows: int
+    size: int
+    min_event_us: int
+    max_event_us: int
+    min_write_us: int
+    max_write_us: int
+    columns: tuple[str, ...]
+
+    @property
+    def partition(self) -> str:
+        return self.path.rsplit("/", 1)[0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "rows": self.rows,
+            "size": self.size,
+            "min_event_us": self.min_event_us,
+            "max_event_us": self.max_event_us,
+            "min_write_us": self.min_write_us,
+            "max_write_us": self.max_write_us,
+            "columns": list(self.columns),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DataFile:
+        return cls(**{**data, "columns": tuple(data["columns"])})
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    """What `compact` did: files before and after, rows rewritten, orphans removed."""
+
+    group: str
+    files_before: int
+    files_after: int
+    partitions_rewritten: int
+    rows_rewritten: int
+    orphans_removed: int
+    verified: bool = True
+    removed_paths: list[str] = field(default_factory=list)
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".tmp-{secrets.token_hex(8)}-{path.name}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _partition_of(hour_index: int) -> str:
+    t = time.gmtime(hour_index * 3600)
+    return f"year={t.tm_year:04d}/month={t.tm_mon:02d}/day={t.tm_mday:02d}/hour={t.tm_hour:02d}"
+
+
+def write_parquet_atomic(table: pa.Table, target: Path) -> None:
+    """Write a Parquet file under a temporary name, fsync it, then rename it into place.
+
+    Dictionary encoding is used for text columns only: numeric features are rarely repetitive
+    enough to gain from it, and skipping it halves the encoding time of small partition files.
+    """
+    text = [f.name for f in table.schema if pa.types.is_large_string(f.type) or pa.types.is_string(f.type)]
+    tmp = target.with_name(f".tmp-{secrets.token_hex(8)}.parquet.part")
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="snappy", use_dictionary=text or False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A table with exactly `schema`'s columns in order; columns a file predates are all-null."""
+    columns = []
+    names = set(table.column_names)
+    for f in schema:
+        if f.name in names:
+            col = table.column(f.name)
+            columns.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(columns, schema=schema.remove_metadata())
+
+
+class AppendTransaction:
+    """Files written for one batch; invisible to readers until `commit`, deleted by `abort`."""
+
+    def __init__(self, store: OfflineStore, spec: FeatureGroupSpec, clock: Callable[[], int]) -> None:
+        self.store = store
+        self.spec = spec
+        self.schema = arrow_schema(spec)
+        self.clock = clock
+        self.files: list[DataFile] = []
+        self._lock = threading.Lock()
+        self._done = False
+
+    def write(
+        self,
+        frame: pl.DataFrame,
+        *,
+        api_invocation_us: int,
+        write_us: int | None = None,
+        executor: Executor | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Partition `frame` (features in spec order, event time as a UTC timestamp, `is_deleted`) by
+        event hour and write one file per partition. Thread-safe; returns the rows written.
+
+        The frame is sorted by hour once (stable) and converted to Arrow once; each partition is a
+        zero-copy slice, so the per-file cost is the Parquet encoding and the fsync.
+        """
+        if frame.height == 0:
+            return 0
+        write_us = self.clock() if write_us is None else write_us
+        et = self.spec.event_time
+        ev_us = frame.get_column(et).dt.epoch("us").alias("__ev")
+        ordered = frame.with_columns(ev_us, (ev_us // _HOUR_US).alias("__hour")).sort(
+            "__hour", maintain_order=True
+        )
+        runs = ordered.get_column("__hour").rle()
+        events = ordered.get_column("__ev").to_numpy()
+        n = ordered.height
+        table = ordered.drop("__ev", "__hour").to_arrow()
+        table = table.append_column("write_time", pa.array(np.full(n, write_us, np.int64)).cast(TIMESTAMP))
+        table = table.append_column(
+            "api_invocation_time", pa.array(np.full(n, api_invocation_us, np.int64)).cast(TIMESTAMP)
+        )
+        if "is_deleted" not in frame.columns:
+            table = table.append_column("is_deleted", pa.array(np.zeros(n, np.bool_)))
+        table = conform(table, self.schema)
+        jobs: list[tuple[int, int, int]] = []
+        start = 0
+        for length, hour in zip(
+            runs.struct.field("len").to_list(), runs.struct.field("value").to_list(), strict=True
+        ):
+            jobs.append((int(hour), start, int(length)))
+            start += int(length)
+
+        def one(job: tuple[int, int, int]) -> DataFile:
+            hour, offset, length = job
+            part_events = events[offset : offset + length]
+            written = self._write_file(
+                hour,
+                table.slice(offset, length),
+                int(part_events.min()),
+                int(part_events.max()),
+                write_us,
+            )
+            if progress is not None:
+                progress(written.rows)
+            return written
+
+        results = executor.map(one, jobs) if executor is not None and len(jobs) > 1 else map(one, jobs)
+        written = list(results)
+        with self._lock:
+            self.files.extend(written)
+        return n
+
+    def _write_file(self, hour: int, table: pa.Table, min_ev: int, max_ev: int, write_us: int) -> DataFile:
+        rel = f"{_partition_of(hour)}/{format_iso(max_ev)[:19].replace('-', '').replace(':', '')}Z_"
+        rel += "".join(secrets.choice(_ALNUM) for _ in range(16)) + ".parquet"
+        target = self.store.group_dir(self.spec.name) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet_atomic(table, target)
+        return DataFile(
+            path=rel,
+            rows=table.num_rows,
+            size=target.stat().st_size,
+            min_event_us=min_ev,
+            max_event_us=max_ev,
+            min_write_us=write_us,
+            max_write_us=write_us,
+            columns=tuple(self.schema.names),
+        )
+
+    def commit(self) -> list[DataFile]:
+        """Make every written file visible at once."""
+        if self._done:
+            return self.files
+        self._done = True
+        if self.files:
+            with self.store._locked(self.spec.name):
+                self.store._append_manifest(self.spec.name, self.files)
+        return self.files
+
+    def abort(self) -> None:
+        """Delete the uncommitted files."""
+        if self._done:
+            return
+        self._done = True
+        root = self.store.group_dir(self.spec.name)
+        for f in self.files:
+            (root / f.path).unlink(missing_ok=True)
+
+    def __enter__(self) -> AppendTransaction:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class OfflineStore:
+    """Append-only Parquet files per group under one root folder."""
+
+    def __init__(self, root: str | Path, *, clock: Callable[[], int] | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.clock = clock or MonotonicClock()
+        self._manifests: dict[str, tuple[tuple[int, int, int], tuple[DataFile, ...]]] = {}
+
+    # -- paths -------------------------------------------------------------------------------------
+    def group_dir(self, group: str) -> Path:
+        validate_group_name(group)
+        path = (self.root / group).resolve()
+        if path.parent != self.root:
+            raise UnsafePath(
+                f"{group!r} resolves outside the offline store", obj="offline store", field="group"
+            )
+        return path
+
+    def location(self, group: str) -> str:
+        """The folder of a group (SageMaker's `ResolvedOutputS3Uri`)."""
+        return str(self.group_dir(group))
+
+    @contextmanager
+    def _locked(self, group: str) -> Iterator[None]:
+        folder = self.group_dir(group)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / _LOCK, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    # -- manifest ----------------------------------------------------------------------------------
+    def files(self, group: str) -> list[DataFile]:
+        """The committed files of a group, oldest first.
+
+        The manifest is a JSON-lines log: a header, then one `{"add": [...]}` line per committed batch
+        (appended and fsynced under the lock), rewritten whole by compaction. A torn last line (a
+        writer that crashed before its fsync returned) was never committed and is ignored.
+        """
+        path = self.group_dir(group) / MANIFEST
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return []
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        cached = self._manifests.get(group)
+        if cached is not None and cached[0] == stamp:
+            return list(cached[1])
+        raw = path.read_bytes()
+        lines = raw.split(b"\n")
+        out: list[DataFile] = []
+        try:
+            header = orjson.loads(lines[0])
+            if header.get("format") != 1:
+                raise KeyError("format")
+            for i, line in enumerate(lines[1:], start=1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    if i == len(lines) - 1:  # torn final line: an uncommitted append
+                        break
+                    raise
+                out.extend(DataFile.from_json(f) for f in entry["add"])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise IntegrityError(
+                f"the manifest is unreadable ({exc})",
+                obj=f"offline store of group {group}",
+                field=MANIFEST,
+                fix="restore it from a backup; the Parquet files beside it are intact",
+            ) from exc
+        self._manifests[group] = (stamp, tuple(out))
+        return out
+
+    def _header(self, group: str) -> bytes:
+        return orjson.dumps({"format": 1, "group": group}) + b"\n"
+
+    def _write_manifest(self, group: str, files: Sequence[DataFile]) -> None:
+        """Replace the whole manifest atomically (compaction)."""
+        body = self._header(group)
+        if files:
+            body += orjson.dumps({"add": [f.to_json() for f in files]}) + b"\n"
+        _fsync_write(self.group_dir(group) / MANIFEST, body)
+
+    def _append_manifest(self, group: str, files: Sequence[DataFile]) -> None:
+        """Commit a batch: append one line and fsync it (the caller holds the lock)."""
+        path = self.group_dir(group) / MANIFEST
+        if not path.exists():
+            _fsync_write(path, self._header(group))
+        line = orjson.dumps({"add": [f.to_json() for f in files]}) + b"\n"
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # a crashed append left a torn line: drop it
+                tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
+                os.ftruncate(fd, size - len(tail) + tail.rfind(b"\n") + 1)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def paths(
+        self,
+        group: str,
+        *,
+        min_event_us: int | None = None,
+        max_event_us: int | None = None,
+        max_write_us: int | None = None,
+    ) -> list[str]:
+        """Absolute paths of the committed files that may hold rows in the given ranges."""
+        root = self.group_dir(group)
+        out = []
+        for f in self.files(group):
+            if min_event_us is not None and f.max_event_us < min_event_us:
+                continue
+            if max_event_us is not None and f.min_event_us > max_event_us:
+                continue
+            if max_write_us is not None and f.min_write_us > max_write_us:
+                continue
+            out.append(str(root / f.path))
+        return out
+
+    # -- writes ------------------------------------------------------------------------------------
+    def begin(self, spec: FeatureGroupSpec) -> AppendTransaction:
+        """Start an append; use as a context manager (commit on success, abort on error)."""
+        self.group_dir(spec.name).mkdir(parents=True, exist_ok=True)
+        return AppendTransaction(self, spec, self.clock)
+
+    def append(
+        self,
+        spec: FeatureGroupSpec,
+        frame: pl.DataFrame,
+        *,
+        api_invocation_us: int | None = None,
+        write_us: int | None = None,
+    ) -> list[DataFile]:
+        """Write and commit one batch (see `AppendTransaction.write` for the frame's shape)."""
+        with self.begin(spec) as txn:
+            api = self.clock() if api_invocation_us is None else api_invocation_us
+            txn.write(frame, api_invocation_us=api, write_us=write_us)
+        return txn.files
+
+    def read_table(self, spec: FeatureGroupSpec) -> pa.Table:
+        """Every committed row of a group (conformed to the current schema), in file order."""
+        root = self.group_dir(spec.name)
+        schema = arrow_schema(spec)
+        tables = [conform(pq.read_table(root / f.path), schema) for f in self.files(spec.name)]
+        if not tables:
+            return schema.empty_table()
+        return pa.concat_tables(tables)
+
+    # -- maintenance -------------------------------------------------------------------------------
+    def compact(
+        self, spec: FeatureGroupSpec, *, progress: Callable[[int], None] | None = None
+    ) -> CompactionReport:
+        """Rewrite each partition's files into one, proving the rows are unchanged before committing.
+
+        The merged file is compared with the rows it replaces (same multiset of rows, every column);
+        only then is the manifest swapped, and the old files deleted afterwards. Files on disk that no
+        manifest lists and that are older than an hour (left by crashed writers) are removed too.
+        """
+        group = spec.name
+        root = self.group_dir(group)
+        schema = arrow_schema(spec)
+        before = self.files(group)
+        by_partition: dict[str, list[DataFile]] = {}
+        for f in before:
+            by_partition.setdefault(f.partition, []).append(f)
+        replacements: dict[str, DataFile] = {}  # old path -> new file (first old path of a partition)
+        replaced: list[DataFile] = []
+        rows = 0
+        for partition, files in by_partition.items():
+            if len(files) < 2 and all(f.columns == tuple(schema.names) for f in files):
+                continue
+            old = pa.concat_tables([conform(pq.read_table(root / f.path), schema) for f in files])
+            sort_keys = [(spec.event_time, "ascending"), (spec.record_identifier, "ascending")]
+            sort_keys += [("api_invocation_time", "ascending"), ("write_time", "ascending")]
+            merged = old.sort_by(sort_keys)
+            new = self._write_compacted(root, partition, merged, files)
+            written = conform(pq.read_table(root / new.path), schema)
+            if not _same_rows(old, written):
+                (root / new.path).unlink(missing_ok=True)
+                raise IntegrityError(
+                    "the compacted file does not hold the same rows as the files it replaces",
+                    obj=f"offline store of group {group}",
+                    field=partition,
+                    fix="nothing was changed; report this as a bug",
+                )
+            replacements[files[0].path] = new
+            replaced.extend(files)
+            rows += old.num_rows
+            if progress:
+                progress(1)
+        if replaced:
+            with self._locked(group):
+                current = self.files(group)
+                present = {f.path for f in current}
+                missing = [f.path for f in replaced if f.path not in present]
+                if missing:
+                    for new in replacements.values():
+                        (root / new.path).unlink(missing_ok=True)
+                    raise IntegrityError(
+                        "the group was compacted concurrently",
+                        obj=f"offline store of group {group}",
+                        fix="run compact again",
+                    )
+                gone = {f.path for f in replaced}
+                out: list[DataFile] = []
+                for f in current:
+                    if f.path in replacements:
+                        out.append(replacements[f.path])
+                    elif f.path not in gone:
+                        out.append(f)
+                self._write_manifest(group, out)
+            for f in replaced:
+                (root / f.path).unlink(missing_ok=True)
+        orphans = self._remove_orphans(group)
+        return CompactionReport(
+            group=group,
+            files_before=len(before),
+            files_after=len(self.files(group)),
+            partitions_rewritten=len(replacements),
+            rows_rewritten=rows,
+            orphans_removed=len(orphans),
+            removed_paths=orphans,
+        )
+
+    def _write_compacted(
+        self, root: Path, partition: str, table: pa.Table, files: list[DataFile]
+    ) -> DataFile:
+        # statistics come from the replaced files, which hold exactly these rows
+        max_ev = max(f.max_event_us for f in files)
+        rel = f"{partition}/{format_iso(max_ev)[:19].replace('-', '').replace(':', '')}Z_"
+        rel += "".join(secrets.choice(_ALNUM) for _ in range(16)) + ".parquet"
+        target = root / rel
+        write_parquet_atomic(table, target)
+        return DataFile(
+            path=rel,
+            rows=table.num_rows,
+            size=target.stat().st_size,
+            min_event_us=min(f.min_event_us for f in files),
+            max_event_us=max_ev,
+            min_write_us=min(f.min_write_us for f in files),
+            max_write_us=max(f.max_write_us for f in files),
+            columns=tuple(table.schema.names),
+        )
+
+    def _remove_orphans(self, group: str) -> list[str]:
+        root = self.group_dir(group)
+        listed = {f.path for f in self.files(group)}
+        cutoff = time.time() - _ORPHAN_AGE_S
+        removed = []
+        for path in root.rglob("*"):
+            if not path.is_file() or path.name in (MANIFEST, _LOCK):
+                continue
+            rel = path.relative_to(root).as_posix()
+            if rel in listed or path.stat().st_mtime > cutoff:
+                continue
+            if path.suffix in (".parquet", ".part") or path.name.startswith(".tmp-"):
+                path.unlink(missing_ok=True)
+                removed.append(rel)
+        return removed
+
+    def drop(self, group: str, *, purge: bool = False) -> str | None:
+        """Remove a group's folder: moved to `_deleted/<group>-<epoch>` (returned), or deleted if purge."""
+        folder = self.group_dir(group)
+        if not folder.exists():
+            return None
+        if purge:
+            shutil.rmtree(folder)
+            return None
+        target = self.root / "_deleted" / f"{group}-{int(time.time())}-{secrets.token_hex(3)}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(folder, target)
+        return str(target)
+
+
+def _same_rows(a: pa.Table, b: pa.Table) -> bool:
+    """True if two tables hold the same multiset of rows (every column compared)."""
+    if a.num_rows != b.num_rows or a.schema.names != b.schema.names:
+        return False
+    keys = [(name, "ascending") for name in a.schema.names]
+    return bool(a.sort_by(keys).equals(b.sort_by(keys)))

@@ -1,0 +1,180 @@
+"""Redis online store (`redis://host:port/db`): one string key per record, read with GET / MGET.
+
+Each value is a fixed-width header followed by the payload::
+
+    <event time: 17 digits> <deleted: 0|1> <expiry: 17 digits, zeros = none> <payload JSON>
+
+Event times are offset by 10^16 microseconds so they are positive and compare as strings. The
+newer-event-time-wins rule runs inside Redis as a Lua script (read, compare, write in one atomic step),
+so concurrent writers never let an older record overwrite a newer one. TTL uses Redis' own expiry
+(`SET … PXAT`), and is also checked on read. A batch read across groups is one MGET: one round trip.
+
+The key prefix (default `tide:fs:`) can be set with `?prefix=…` in the URL, so several workspaces (or
+test runs) can share one Redis database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.exceptions
+
+from tideml.errors import ConfigError, StoreUnavailable
+from tideml.features.online.base import OnlineStore, StoredRecord, WriteBatch
+
+__all__ = ["RedisOnlineStore"]
+
+_OFFSET = 10**16
+_NO_EXPIRY = b"0" * 17
+_CHUNK = 1000
+
+# KEYS: record keys; ARGV: value_1, pxat_1, value_2, pxat_2, ... (pxat "0" = no expiry)
+_WRITE_LUA = """
+local applied = 0
+for i = 1, #KEYS do
+  local v = ARGV[2 * i - 1]
+  local px = ARGV[2 * i]
+  local old = redis.call('GET', KEYS[i])
+  if (not old) or string.sub(old, 1, 17) <= string.sub(v, 1, 17) then
+    if px == '0' then
+      redis.call('SET', KEYS[i], v)
+    else
+      redis.call('SET', KEYS[i], v, 'PXAT', px)
+    end
+    applied = applied + 1
+  end
+end
+return applied
+"""
+# KEYS[1]: record key; ARGV[1]: the delete's event time header. -1 refused, 1 deleted, 0 absent.
+_HARD_DELETE_LUA = """
+local old = redis.call('GET', KEYS[1])
+if not old then return 0 end
+if string.sub(old, 1, 17) > ARGV[1] then return {-1, string.sub(old, 1, 17)} end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+def _header_event(event_us: int) -> bytes:
+    return b"%017d" % (event_us + _OFFSET)
+
+
+def _encode(event_us: int, expires_us: int | None, payload: bytes | None) -> bytes:
+    exp = _NO_EXPIRY if expires_us is None else b"%017d" % (expires_us + _OFFSET)
+    return _header_event(event_us) + (b"1" if payload is None else b"0") + exp + (payload or b"")
+
+
+def _decode(raw: bytes) -> StoredRecord:
+    event_us = int(raw[:17]) - _OFFSET
+    deleted = raw[17:18] == b"1"
+    exp_raw = raw[18:35]
+    expires_us = None if exp_raw == _NO_EXPIRY else int(exp_raw) - _OFFSET
+    return StoredRecord(event_us, expires_us, deleted, None if deleted else raw[35:])
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisOnlineStore(OnlineStore):
+    """Latest record per (group, id) as Redis string keys `<prefix><group>:<id>`."""
+
+    parallel_writes = True
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"{url!r} is not a Redis URL",
+                obj="online store",
+                field="url",
+                fix="use redis://host:6379/0",
+            )
+        query = dict(parse_qsl(parts.query))
+        self.prefix = query.pop("prefix", "tide:fs:")
+        self.url = url
+        clean = urlunsplit(parts._replace(query=urlencode(query)))
+        try:
+            self._client = redis.Redis.from_url(clean, socket_timeout=10, socket_connect_timeout=5)
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc), obj="online store", field="url", fix="use redis://host:6379/0"
+            ) from exc
+        self._write = self._client.register_script(_WRITE_LUA)
+        self._hard_delete = self._client.register_script(_HARD_DELETE_LUA)
+
+    def _key(self, group: str, record_id: str) -> str:
+        return f"{self.prefix}{group}:{record_id}"
+
+    def _unavailable(self, exc: Exception) -> StoreUnavailable:
+        parts = urlsplit(self.url)
+        safe = f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+        return StoreUnavailable(
+            f"cannot reach Redis at {safe} ({exc})",
+            obj="online store",
+            field="url",
+            fix="start Redis or correct [online_store] url / TIDE_ONLINE_STORE_URL",
+        )
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def ping(self) -> None:
+        self._call(self._client.ping)
+
+    def write(self, group: str, batch: WriteBatch) -> int:
+        applied = 0
+        pipe = self._client.pipeline(transaction=False)
+        for start in range(0, len(batch), _CHUNK):
+            part = batch.slice(start, start + _CHUNK)
+            keys = [self._key(group, rid) for rid in part.ids]
+            argv: list[bytes] = []
+            for ev, exp, payload in zip(part.event_us, part.expires_us, part.payloads, strict=True):
+                argv.append(_encode(ev, exp, payload))
+                argv.append(b"0" if exp is None else b"%d" % max(1, -(-exp // 1000)))
+            self._write(keys=keys, args=argv, client=pipe)
+        for result in self._call(pipe.execute):
+            applied += int(result)
+        return applied
+
+    def read(self, group: str, record_id: str) -> StoredRecord | None:
+        raw = self._call(self._client.get, self._key(group, record_id))
+        return None if raw is None else _decode(raw)
+
+    def read_many(self, keys: Sequence[tuple[str, str]]) -> list[StoredRecord | None]:
+        if not keys:
+            return []
+        raws = self._call(self._client.mget, [self._key(g, rid) for g, rid in keys])
+        return [None if raw is None else _decode(raw) for raw in raws]
+
+    def hard_delete(self, group: str, record_id: str, event_us: int) -> bool:
+        result = self._call(
+            self._hard_delete, keys=[self._key(group, record_id)], args=[_header_event(event_us)]
+        )
+        if isinstance(result, list):
+            raise self._refuse_hard_delete(group, record_id, int(result[1]) - _OFFSET, event_us)
+        return int(result) == 1
+
+    def _scan_keys(self, group: str) -> list[bytes]:
+        pattern = _glob_escape(f"{self.prefix}{group}:") + "*"
+        return list(self._call(lambda: list(self._client.scan_iter(match=pattern, count=1000))))
+
+    def drop_group(self, group: str) -> int:
+        keys = self._scan_keys(group)
+        removed = 0
+        for start in range(0, len(keys), _CHUNK):
+            removed += int(self._call(self._client.unlink, *keys[start : start + _CHUNK]))
+        return removed
+
+    def count(self, group: str) -> int:
+        return len(self._scan_keys(group))
+
+    def close(self) -> None:
+        self._client.close()

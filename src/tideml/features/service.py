@@ -1,0 +1,879 @@
+"""`FeatureStore(ws)` (wired as `ws.features`): groups, records, ingest, SQL, datasets and compaction.
+
+A thin shell over the functional core (spec, offline, online, ingest, sql, dataset): it reads and
+writes the catalog in the metadata DB, opens the stores the workspace settings name, stores dataset
+artifacts and records lineage for every operation that reads or writes an artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from tideml.artifacts import ArtifactRef
+from tideml.errors import NotFound, ValidationError
+from tideml.features._time import MonotonicClock, format_iso, instant_to_us, us_to_datetime
+from tideml.features.catalog import GroupCatalog, GroupRecord, iso_utc
+from tideml.features.dataset import build_dataset
+from tideml.features.ingest import IngestReport, ingest_frame, prepare_batch, read_data, to_polars
+from tideml.features.offline import CompactionReport, OfflineStore
+from tideml.features.online import OnlineStore, WriteBatch, decode_payload, open_online_store
+from tideml.features.spec import (
+    FeatureDefinition,
+    FeatureGroupSpec,
+    FeatureType,
+    OfflineStoreConfig,
+    OnlineStoreConfig,
+    TtlDuration,
+    infer_feature_definitions,
+)
+from tideml.features.sql import SqlEngine, quote_ident
+from tideml.lineage import ArtifactSpec
+from tideml.meta.features_tables import FeatureDatasetRow
+
+if TYPE_CHECKING:
+    from tideml.workspace import Workspace
+
+__all__ = ["BatchGetResult", "DatasetResult", "FeatureGroup", "FeatureStore"]
+
+PARQUET = "application/vnd.apache.parquet"
+TargetStore = Literal["online", "offline"]
+
+
+@dataclass
+class BatchGetResult:
+    """Records found by `batch_get_record`, in request order, and the (group, id) pairs not found."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class DatasetResult:
+    """A built dataset: the rows, the stored Parquet artifact and its manifest."""
+
+    frame: pl.DataFrame
+    artifact: ArtifactRef
+    manifest: dict[str, Any]
+    manifest_artifact: ArtifactRef
+    path: Path | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.frame.height
+
+
+@dataclass(frozen=True)
+class _Cached:
+    record: GroupRecord
+    names: frozenset[str]
+
+
+class _HashSink:
+    """A write-only file that only hashes what is written (for fingerprints of in-memory frames)."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.hash.update(view)
+        return view.nbytes
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def frame_sha256(frame: pl.DataFrame) -> str:
+    """A content hash of a frame (its Arrow IPC stream)."""
+    table = frame.to_arrow()
+    sink = _HashSink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
+        writer.write_table(table)
+    return sink.hash.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _safe_url(url: str) -> str:
+    """A store URL without credentials or query parameters, for display."""
+    return re.sub(r"://[^/@]*@", "://", url.split("?", 1)[0])
+
+
+class FeatureGroup:
+    """A handle on one feature group: `ws.features.group("claims").get_record(42)`."""
+
+    def __init__(self, store: FeatureStore, name: str) -> None:
+        self.store = store
+        self.name = name
+
+    @property
+    def spec(self) -> FeatureGroupSpec:
+        return self.store.spec(self.name)
+
+    def describe(self) -> dict[str, Any]:
+        return self.store.describe_group(self.name)
+
+    def put_record(self, record: Mapping[str, Any] | Sequence[Mapping[str, str]], **kw: Any) -> None:
+        self.store.put_record(self.name, record, **kw)
+
+    def get_record(self, record_id: Any, feature_names: Sequence[str] | None = None) -> dict[str, Any] | None:
+        return self.store.get_record(self.name, record_id, feature_names)
+
+    def delete_record(self, record_id: Any, event_time: Any, **kw: Any) -> None:
+        self.store.delete_record(self.name, record_id, event_time, **kw)
+
+    def ingest(self, data: Any, **kw: Any) -> IngestReport:
+        return self.store.ingest(self.name, data, **kw)
+
+    def __repr__(self) -> str:
+        return f"FeatureGroup({self.name!r})"
+
+
+class FeatureStore:
+    """The feature store of a workspace."""
+
+    def __init__(self, ws: Workspace, *, online_url: str | None = None) -> None:
+        self.ws = ws
+        self.clock = MonotonicClock()
+        self.catalog = GroupCatalog(ws.metadata)
+        self.offline = OfflineStore(ws.settings.offline_store.root, clock=self.clock)
+        self.online_url = online_url or ws.settings.online_store.url
+        self._online: OnlineStore | None = None
+        self._cache: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    @property
+    def online(self) -> OnlineStore:
+        """The online store named by `[online_store] url` (opened on first use)."""
+        if self._online is None:
+            with self._lock:
+                if self._online is None:
+                    self._online = open_online_store(self.online_url)
+        return self._online
+
+    def close(self) -> None:
+        if self._online is not None:
+            self._online.close()
+            self._online = None
+
+    def _cached(self, name: str, *, refresh: bool = False) -> _Cached:
+        hit = None if refresh else self._cache.get(name)
+        if hit is None:
+            record = self.catalog.get(name)
+            hit = _Cached(record, frozenset(record.spec.feature_names))
+            self._cache[name] = hit
+        return hit
+
+    def refresh(self) -> None:
+        """Forget cached specs (another process may have updated a group)."""
+        self._cache.clear()
+
+    def spec(self, name: str) -> FeatureGroupSpec:
+        return self._cached(name).record.spec
+
+    def group(self, name: str) -> FeatureGroup:
+        """A handle on an existing group."""
+        self._cached(name)
+        return FeatureGroup(self, name)
+
+    def _group_artifact(self, record: GroupRecord) -> ArtifactSpec:
+        return ArtifactSpec(
+            "FeatureGroup",
+            uri=record.artifact_uri,
+            name=record.name,
+            properties={"schema_version": record.schema_version, "uid": record.uid},
+        )
+
+    # -- groups ------------------------------------------------------------------------------------
+    def create_group(self, spec: FeatureGroupSpec | Mapping[str, Any]) -> FeatureGroup:
+        """Create a group from a spec (or a dict in the spec's shape)."""
+        if not isinstance(spec, FeatureGroupSpec):
+            spec = FeatureGroupSpec.from_dict(dict(spec))
+        with self.ws.lineage.action("features.create_group", parameters={"group": spec.name}) as act:
+            record = self.catalog.create(spec)
+            act.output(self._group_artifact(record))
+        self._cache[spec.name] = _Cached(record, frozenset(spec.feature_names))
+        return FeatureGroup(self, spec.name)
+
+    def create_group_from_frame(
+        self,
+        name: str,
+        data: Any,
+        *,
+        record_identifier: str,
+        event_time: str,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        online: bool = True,
+        offline: bool = True,
+        ttl: TtlDuration | str | None = None,
+    ) -> FeatureGroup:
+        """Create a group whose features are inferred from a frame's schema (int, float, text)."""
+        frame = read_data(data) if isinstance(data, str | Path) else to_polars(data)
+        for column, what in ((record_identifier, "record identifier"), (event_time, "event time")):
+            if column not in frame.columns:
+                raise ValidationError(
+                    f"the data has no {what} column {column!r}",
+                    obj=f"feature group {name}",
+                    field="record_identifier" if what == "record identifier" else "event_time",
+                    fix=f"name one of its columns: {', '.join(frame.columns[:15])}",
+                )
+        defs = infer_feature_definitions(frame, record_identifier=record_identifier, event_time=event_time)
+        if isinstance(ttl, str):
+            ttl = TtlDuration.parse(ttl)
+        spec = FeatureGroupSpec(
+            name=name,
+            record_identifier=record_identifier,
+            event_time=event_time,
+            features=tuple(defs),
+            description=description,
+            tags=dict(tags or {}),
+            online=OnlineStoreConfig(enabled=online, ttl=ttl),
+            offline=OfflineStoreConfig(enabled=offline),
+        )
+        return self.create_group(spec)
+
+    def describe_group(self, name: str) -> dict[str, Any]:
+        """Everything known about a group: spec, versions, stores, freshness."""
+        record = self._cached(name, refresh=True).record
+        files = self.offline.files(name)
+        return {
+            **record.spec.to_dict(),
+            "status": record.status,
+            "uid": record.uid,
+            "schema_version": record.schema_version,
+            "created_at": iso_utc(record.created_at),
+            "updated_at": iso_utc(record.updated_at),
+            "rows_ingested": record.rows_ingested,
+            "last_event_time": iso_utc(record.last_event_time),
+            "last_write_time": iso_utc(record.last_write_time),
+            "offline_location": self.offline.location(name),
+            "offline_files": len(files),
+            "offline_rows": sum(f.rows for f in files),
+            "online_store": _safe_url(self.online_url),
+        }
+
+    def list_groups(self) -> list[dict[str, Any]]:
+        """One summary per group, sorted by name."""
+        return [r.summary() for r in self.catalog.list_all()]
+
+    def search(
+        self, text: str | None = None, *, tags: Sequence[str] = (), feature: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Groups by name/description text, tags (`key` or `key=value`) and feature name."""
+        return [r.summary() for r in self.catalog.search(text, tags=tags, feature=feature)]
+
+    def update_group(
+        self,
+        name: str,
+        *,
+        add_features: Sequence[FeatureDefinition | Mapping[str, Any]] = (),
+        ttl: TtlDuration | str | Literal["keep"] | None = "keep",
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> FeatureGroupSpec:
+        """Add features (never remove or retype), change the online TTL (`None` removes it), or the
+        description and tags. New TTLs apply to records written afterwards, as in SageMaker."""
+        current = self._cached(name, refresh=True).record
+        defs = [f if isinstance(f, FeatureDefinition) else FeatureDefinition(**dict(f)) for f in add_features]
+        new_ttl: TtlDuration | Literal["keep"] | None
+        if isinstance(ttl, str) and ttl != "keep":
+            new_ttl = TtlDuration.parse(ttl)
+        else:
+            new_ttl = cast('TtlDuration | Literal["keep"] | None', ttl)
+        spec = current.spec.with_changes(
+            add_features=defs,
+            ttl=new_ttl,
+            description=description,
+            tags=dict(tags) if tags is not None else None,
+        )
+        bump = bool(defs) or new_ttl != "keep"
+        with self.ws.lineage.action("features.update_group", parameters={"group": name}) as act:
+            record = self.catalog.replace(name, spec, bump_schema=bump)
+            act.input(self._group_artifact(current))
+            act.output(self._group_artifact(record), derived_from=self._group_artifact(current))
+        self._cache[name] = _Cached(record, frozenset(spec.feature_names))
+        return spec
+
+    def update_feature_metadata(
+        self,
+        name: str,
+        feature: str,
+        *,
+        description: str | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> FeatureDefinition:
+        """Set a feature's catalog description and/or key-value parameters."""
+        spec = self._cached(name, refresh=True).record.spec
+        spec.feature(feature)
+        data = spec.to_dict()
+        for f in data["features"]:
+            if f["name"] == feature:
+                if description is not None:
+                    f["description"] = description
+                if parameters is not None:
+                    f["parameters"] = {**f["parameters"], **dict(parameters)}
+        new = FeatureGroupSpec.from_dict(data)
+        record = self.catalog.replace(name, new, bump_schema=False)
+        self._cache[name] = _Cached(record, frozenset(new.feature_names))
+        return new.feature(feature)
+
+    def delete_group(self, name: str, *, purge_offline: bool = False) -> dict[str, Any]:
+        """Delete a group: its catalog entry and online records. Its offline folder is moved to
+        `<offline root>/_deleted/` (or removed with `purge_offline`)."""
+        record = self.catalog.delete(name)
+        self._cache.pop(name, None)
+        removed_online = self.online.drop_group(name) if record.spec.online.enabled else 0
+        kept = self.offline.drop(name, purge=purge_offline)
+        return {"group": name, "online_records_removed": removed_online, "offline_moved_to": kept}
+
+    # -- records -----------------------------------------------------------------------------------
+    def _id_key(self, spec: FeatureGroupSpec, record_id: Any) -> str:
+        if spec.id_type is FeatureType.INTEGRAL:
+            if isinstance(record_id, bool):
+                pass
+            elif isinstance(record_id, int):
+                return str(record_id)
+            elif isinstance(record_id, str):
+                try:
+                    return str(int(record_id.strip()))
+                except ValueError:
+                    pass
+            raise ValidationError(
+                f"{record_id!r} is not an integer record identifier",
+                obj=f"feature group {spec.name}",
+                field=spec.record_identifier,
+                fix="pass the integer id",
+            )
+        if record_id is None:
+            raise ValidationError(
+                "the record identifier is missing",
+                obj=f"feature group {spec.name}",
+                field=spec.record_identifier,
+            )
+        return str(record_id)
+
+    def _check_features(self, name: str, feature_names: Sequence[str]) -> FeatureGroupSpec:
+        cached = self._cached(name)
+        if not cached.names.issuperset(feature_names):
+            cached = self._cached(name, refresh=True)
+            for f in feature_names:
+                cached.record.spec.feature(f)
+        return cached.record.spec
+
+    def get_record(
+        self, group: str, record_id: Any, feature_names: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """The latest record of an id from the online store (None if absent, deleted or expired)."""
+        cached = self._cached(group)
+        spec = cached.record.spec
+        if feature_names:
+            spec = self._check_features(group, feature_names)
+        if not spec.online.enabled:
+            raise ValidationError(
+                "the group has no online store",
+                obj=f"feature group {group}",
+                field="online.enabled",
+                fix="read it with a query or a dataset",
+            )
+        stored = self.online.read(group, self._id_key(spec, record_id))
+        if stored is None or stored.payload is None or not stored.visible(time.time_ns() // 1000):
+            return None
+        values = decode_payload(stored.payload)
+        if feature_names:
+            return {f: values.get(f) for f in feature_names}
+        return values
+
+    def record_expiry(self, group: str, record_id: Any) -> str | None:
+        """When the online record of an id expires (ISO-8601), or None without a TTL or record."""
+        spec = self.spec(group)
+        stored = self.online.read(group, self._id_key(spec, record_id))
+        if stored is None or stored.expires_us is None:
+            return None
+        return format_iso(stored.expires_us)
+
+    def batch_get_record(
+        self,
+        identifiers: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+    ) -> BatchGetResult:
+        """Several groups and ids in one call (one round trip to the online store).
+
+        `identifiers` is `{group: [ids]}` or `[{"group": g, "ids": [...], "feature_names": [...]}]`.
+        """
+        requests: list[tuple[str, Sequence[Any], Sequence[str] | None]] = []
+        if isinstance(identifiers, Mapping):
+            requests = [(g, ids, None) for g, ids in identifiers.items()]
+        else:
+            for item in identifiers:
+                requests.append((item["group"], item["ids"], item.get("feature_names")))
+        keys: list[tuple[str, str]] = []
+        wanted: list[Sequence[str] | None] = []
+        for group, ids, names in requests:
+            spec = self._check_features(group, names) if names else self.spec(group)
+            if not spec.online.enabled:
+                raise ValidationError(
+                    "the group has no online store", obj=f"feature group {group}", field="online.enabled"
+                )
+            for rid in ids:
+                keys.append((group, self._id_key(spec, rid)))
+                wanted.append(names)
+        now = time.time_ns() // 1000
+        result = BatchGetResult()
+        for key, names, stored in zip(keys, wanted, self.online.read_many(keys), strict=True):
+            if stored is None or stored.payload is None or not stored.visible(now):
+                result.missing.append(key)
+                continue
+            values = decode_payload(stored.payload)
+            if names:
+                values = {f: values.get(f) for f in names}
+            result.records.append({"group": key[0], "record_id": key[1], "record": values})
+        return result
+
+    def put_record(
+        self,
+        group: str,
+        record: Mapping[str, Any] | Sequence[Mapping[str, str]],
+        *,
+        ttl: TtlDuration | str | None = None,
+        target_stores: Sequence[TargetStore] | None = None,
+    ) -> None:
+        """Write one record (a dict, or SageMaker's `[{"FeatureName", "ValueAsString"}]`)."""
+        spec = self.spec(group)
+        if not isinstance(record, Mapping):
+            try:
+                record = {item["FeatureName"]: item["ValueAsString"] for item in record}
+            except (KeyError, TypeError) as exc:
+                raise ValidationError(
+                    "a record list must hold {'FeatureName': …, 'ValueAsString': …} items",
+                    obj=f"feature group {group}",
+                    field="record",
+                    fix="pass a dict of feature values instead",
+                ) from exc
+        frame = pl.DataFrame([dict(record)], infer_schema_length=None)
+        batch = prepare_batch(spec, frame)
+        stores = set(target_stores or ("online", "offline"))
+        ttl_s = (TtlDuration.parse(ttl) if isinstance(ttl, str) else ttl).seconds if ttl else spec.ttl_seconds
+        ingest_frame(
+            batch,
+            offline=self.offline if "offline" in stores else None,
+            online=self.online if "online" in stores else None,
+            workers=1,
+            progress=False,
+            clock=self.clock,
+            ttl_seconds=ttl_s,
+        )
+
+    def delete_record(
+        self,
+        group: str,
+        record_id: Any,
+        event_time: Any,
+        *,
+        mode: Literal["soft", "hard"] = "soft",
+        target_stores: Sequence[TargetStore] | None = None,
+    ) -> None:
+        """Delete a record as of `event_time`: a tombstone is appended offline either way; online, a
+        soft delete hides the record (unless a newer one is stored), a hard delete removes it (refused
+        if the stored record is newer than the delete)."""
+        if mode not in ("soft", "hard"):
+            raise ValidationError(
+                f"unknown mode {mode!r}", obj=f"feature group {group}", field="mode", fix="soft or hard"
+            )
+        spec = self.spec(group)
+        key = self._id_key(spec, record_id)
+        ev = instant_to_us(event_time, obj=f"feature group {group}", field="event_time")
+        stores = set(target_stores or ("online", "offline"))
+        if "online" in stores and spec.online.enabled:
+            if mode == "hard":
+                self.online.hard_delete(group, key, ev)
+            else:
+                batch = WriteBatch()
+                batch.add(key, ev, None, None)
+                self.online.write(group, batch)
+        if "offline" in stores and spec.offline.enabled:
+            row: dict[str, Any] = {f.name: None for f in spec.features}
+            row[spec.record_identifier] = int(key) if spec.id_type is FeatureType.INTEGRAL else key
+            row[spec.event_time] = us_to_datetime(ev)
+            schema = {f.name: f.type.polars_dtype for f in spec.features}
+            schema[spec.event_time] = pl.Datetime("us", "UTC")
+            frame = pl.DataFrame([row], schema=schema).with_columns(pl.lit(True).alias("is_deleted"))
+            self.offline.append(spec, frame)
+
+    # -- ingest ------------------------------------------------------------------------------------
+    def ingest(
+        self,
+        group: str,
+        data: Any,
+        *,
+        record_identifier: str | None = None,
+        event_time: str | None = None,
+        event_time_value: Any = None,
+        create: bool = True,
+        workers: int = 4,
+        progress: bool = True,
+        ignore_unknown_columns: bool = False,
+        description: str = "",
+        ttl: TtlDuration | str | None = None,
+    ) -> IngestReport:
+        """Ingest a DataFrame (Polars or pandas), an Arrow table, or a .parquet/.csv path.
+
+        If the group does not exist and `create` is true, it is created from the data's schema with
+        `record_identifier` and `event_time`. If the data has no event-time column, `event_time_value`
+        ('now', an ISO-8601 instant or epoch seconds) fills one in: the event time is then the ingest
+        time, not a business time.
+        """
+        exists = self.catalog.exists(group)
+        spec = self._cached(group, refresh=True).record.spec if exists else None
+        source: ArtifactSpec
+        if isinstance(data, str | Path):
+            path = Path(data).resolve()
+            frame = read_data(path, spec)
+            source = ArtifactSpec("File", uri=path.as_uri(), sha256=file_sha256(path), name=path.name)
+        else:
+            frame = to_polars(data, obj=f"feature group {group}")
+            digest = frame_sha256(frame)
+            source = ArtifactSpec(
+                "Dataset", uri=f"frame:sha256:{digest}", sha256=digest, name=f"{group} input"
+            )
+        if spec is not None:
+            for given, expected, what in (
+                (record_identifier, spec.record_identifier, "record identifier"),
+                (event_time, spec.event_time, "event time"),
+            ):
+                if given is not None and given != expected:
+                    raise ValidationError(
+                        f"the group's {what} is {expected!r}, not {given!r}",
+                        obj=f"feature group {group}",
+                        field="record_identifier" if what == "record identifier" else "event_time",
+                        fix=f"rename the column to {expected!r} or omit the option",
+                    )
+        et_name = spec.event_time if spec else event_time or "event_time"
+        if event_time_value is not None:
+            if et_name in frame.columns:
+                raise ValidationError(
+                    f"the data already has an event-time column {et_name!r}",
+                    obj=f"feature group {group}",
+                    field="event_time_value",
+                    fix="drop --event-time-value, or the column",
+                )
+            us = instant_to_us(event_time_value, obj=f"feature group {group}", field="event_time_value")
+            frame = frame.with_columns(pl.lit(us / 1_000_000, dtype=pl.Float64).alias(et_name))
+        if spec is None:
+            if not create:
+                raise NotFound("no such feature group", obj=f"feature group {group}", fix="create it first")
+            if record_identifier is None:
+                raise NotFound(
+                    "no such feature group",
+                    obj=f"feature group {group}",
+                    fix="create it, or pass record_identifier (CLI: --record-id) and event_time "
+                    "(--event-time) to create it from the data's schema",
+                )
+            dry = self._dry_spec(group, frame, record_identifier, et_name, description, ttl)
+            batch = prepare_batch(dry, frame)  # validate before creating anything
+            self.create_group_from_frame(
+                group,
+                frame,
+                record_identifier=record_identifier,
+                event_time=et_name,
+                description=description,
+                ttl=ttl,
+            )
+            spec = self.spec(group)
+            if spec != dry:
+                batch = prepare_batch(spec, frame)
+        else:
+            try:
+                batch = prepare_batch(spec, frame, ignore_unknown_columns=ignore_unknown_columns)
+            except ValidationError:
+                fresh = self._cached(group, refresh=True).record.spec
+                if fresh == spec:
+                    raise
+                spec = fresh
+                batch = prepare_batch(spec, frame, ignore_unknown_columns=ignore_unknown_columns)
+        record = self._cached(group).record
+        params = {"group": group, "source": source.uri, "workers": workers}
+        with self.ws.lineage.action("features.ingest", parameters=params) as act:
+            act.input(source)
+            report = ingest_frame(
+                batch,
+                offline=self.offline,
+                online=self.online if spec.online.enabled else None,
+                workers=workers,
+                progress=progress,
+                clock=self.clock,
+                ttl_seconds=spec.ttl_seconds,
+            )
+            act.output(self._group_artifact(record), derived_from=source)
+            act.set(**report.to_dict())
+        if batch.rows:
+            last_event = cast("datetime | None", batch.frame.get_column(spec.event_time).max())
+            self.catalog.record_ingest(group, report.rows, last_event, us_to_datetime(self.clock()))
+        return report
+
+    def _dry_spec(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        rid: str,
+        et: str,
+        description: str,
+        ttl: TtlDuration | str | None,
+    ) -> FeatureGroupSpec:
+        for column, what in ((rid, "record identifier"), (et, "event time")):
+            if column not in frame.columns:
+                raise ValidationError(
+                    f"the data has no {what} column {column!r}",
+                    obj=f"feature group {name}",
+                    field="record_identifier" if what == "record identifier" else "event_time",
+                    fix=f"name one of its columns ({', '.join(frame.columns[:12])}…)"
+                    + (", or pass --event-time-value now" if what == "event time" else ""),
+                )
+        defs = infer_feature_definitions(frame, record_identifier=rid, event_time=et)
+        return FeatureGroupSpec(
+            name=name,
+            record_identifier=rid,
+            event_time=et,
+            features=tuple(defs),
+            description=description,
+            online=OnlineStoreConfig(ttl=TtlDuration.parse(ttl) if isinstance(ttl, str) else ttl),
+        )
+
+    # -- SQL ---------------------------------------------------------------------------------------
+    def sql_engine(self) -> SqlEngine:
+        """A sandboxed DuckDB connection over every group (views `g` and `g_latest`)."""
+        return SqlEngine(self.offline, [r.spec for r in self.catalog.list_all() if r.spec.offline.enabled])
+
+    def read_latest(self, group: str, features: Sequence[str] | None = None) -> pl.DataFrame:
+        """The latest non-deleted row per record of a group (what `<group>_latest` shows in SQL)."""
+        spec = self.spec(group)
+        columns = list(features) if features else list(spec.feature_names)
+        unknown = [c for c in columns if c not in spec.feature_names]
+        if unknown:
+            raise ValidationError(
+                f"no feature {unknown[0]!r}",
+                obj=f"feature group {group}",
+                field="features",
+                fix=f"use features of the group: {', '.join(spec.feature_names[:15])}",
+            )
+        select = ", ".join(quote_ident(c) for c in columns)
+        return self.query(f"SELECT {select} FROM {quote_ident(group + '_latest')}")
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """Run one read-only SELECT over the groups' offline data."""
+        with self.sql_engine() as engine:
+            return engine.query(sql)
+
+    # -- datasets ----------------------------------------------------------------------------------
+    def dataset(
+        self,
+        features: Sequence[str],
+        *,
+        entities: Any = None,
+        entity_time: str | None = None,
+        entity_keys: Mapping[str, str] | None = None,
+        at: Any = None,
+        label: str | None = None,
+        as_of: Any = None,
+        include_deleted: bool = False,
+        include_duplicates: bool = False,
+        recent_records: int | None = None,
+        event_time_range: tuple[Any, Any] | None = None,
+        mode: Literal["asof", "all"] = "asof",
+        apply_ttl: bool = True,
+        full_feature_names: bool = False,
+        name: str = "dataset",
+        output: str | Path | None = None,
+    ) -> DatasetResult:
+        """A point-in-time dataset (see `tideml.features.dataset`), stored as a Parquet artifact with a
+        manifest, recorded in lineage (feature groups -> dataset)."""
+        records: dict[str, GroupRecord] = {}
+        for text in [*features, *([label] if label else [])]:
+            g = text.split(".", 1)[0] if isinstance(text, str) else text
+            if g not in records and isinstance(g, str):
+                try:
+                    records[g] = self._cached(g, refresh=True).record
+                except NotFound as exc:
+                    raise NotFound(
+                        "no such feature group", obj=f"feature group {g}", field="features", fix=exc.fix
+                    ) from exc
+        entity_frame: pl.DataFrame | None = None
+        entity_source: ArtifactSpec | None = None
+        if entities is not None:
+            if isinstance(entities, str | Path):
+                path = Path(entities).resolve()
+                entity_frame = read_data(path)
+                entity_source = ArtifactSpec(
+                    "File", uri=path.as_uri(), sha256=file_sha256(path), name=path.name
+                )
+            else:
+                entity_frame = to_polars(entities, obj="dataset entities")
+                digest = frame_sha256(entity_frame)
+                entity_source = ArtifactSpec(
+                    "Dataset", uri=f"frame:sha256:{digest}", sha256=digest, name="entities"
+                )
+
+        def us(value: Any, what: str) -> int | None:
+            return None if value is None else instant_to_us(value, obj="dataset request", field=what)
+
+        rng = None
+        if event_time_range is not None:
+            rng = (us(event_time_range[0], "event_time_range"), us(event_time_range[1], "event_time_range"))
+        result = build_dataset(
+            self.offline,
+            {g: r.spec for g, r in records.items()},
+            features,
+            entities=entity_frame,
+            entity_time=entity_time,
+            entity_keys=entity_keys,
+            at_us=us(at, "at"),
+            label=label,
+            as_of_us=us(as_of, "as_of"),
+            include_deleted=include_deleted,
+            include_duplicates=include_duplicates,
+            recent_records=recent_records,
+            event_time_range=rng,
+            mode=mode,
+            apply_ttl=apply_ttl,
+            full_feature_names=full_feature_names,
+        )
+        staging = Path(self.ws.settings.artifacts.root) / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=staging, prefix=".dataset-", suffix=".parquet")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            pq.write_table(result.table, tmp, compression="zstd")
+            ref = self.ws.put_artifact(tmp, PARQUET)
+        finally:
+            tmp.unlink(missing_ok=True)
+        manifest: dict[str, Any] = {
+            "format": "tideml.features.dataset/1",
+            "name": name,
+            "sha256": ref.sha256,
+            "rows": result.table.num_rows,
+            "columns": result.table.schema.names,
+            "entity_columns": result.entity_columns,
+            "features": [str(f) for f in result.features],
+            "feature_columns": result.feature_columns,
+            "label": str(result.label) if result.label else None,
+            "label_column": result.label_column,
+            "groups": [
+                {
+                    "name": g,
+                    "uid": records[g].uid,
+                    "schema_version": records[g].schema_version,
+                    "offline_files": len(self.offline.files(g)),
+                }
+                for g in result.groups
+            ],
+            "entities": {"sha256": entity_source.sha256, "uri": entity_source.uri} if entity_source else None,
+            "options": result.options,
+            "created_at": format_iso(time.time_ns() // 1000),
+        }
+        manifest_ref = self.ws.put_artifact(
+            orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), "application/json"
+        )
+        with self.ws.lineage.action("features.dataset", parameters={"name": name, "mode": mode}) as act:
+            for g in result.groups:
+                act.input(self._group_artifact(records[g]))
+            if entity_source is not None:
+                act.input(entity_source)
+            act.output(
+                ArtifactSpec(
+                    "Dataset",
+                    uri=ref.uri,
+                    sha256=ref.sha256,
+                    name=name,
+                    properties={"rows": result.table.num_rows, "manifest": manifest_ref.sha256},
+                )
+            )
+            act.set(rows=result.table.num_rows, seconds=round(result.seconds, 3))
+        with self.ws.metadata.session() as s:
+            s.add(
+                FeatureDatasetRow(
+                    name=name,
+                    sha256=ref.sha256,
+                    manifest_sha256=manifest_ref.sha256,
+                    rows=result.table.num_rows,
+                    manifest=manifest,
+                )
+            )
+        out_path: Path | None = None
+        if output is not None:
+            out_path = Path(output).resolve()
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, part = tempfile.mkstemp(dir=out_path.parent, prefix=".tmp-", suffix=".parquet")
+            os.close(fd)
+            try:
+                with self.ws.artifacts.open(ref.sha256) as src, open(part, "wb") as dst:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        dst.write(chunk)
+                os.replace(part, out_path)
+            except BaseException:
+                Path(part).unlink(missing_ok=True)
+                raise
+        frame = pl.from_arrow(result.table)
+        assert isinstance(frame, pl.DataFrame)
+        return DatasetResult(frame, ref, manifest, manifest_ref, out_path)
+
+    def datasets(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Datasets built so far (newest first): name, artifact hash, rows and manifest."""
+        with self.ws.metadata.session() as s:
+            q = sa.select(FeatureDatasetRow).order_by(FeatureDatasetRow.id.desc())
+            if name is not None:
+                q = q.where(FeatureDatasetRow.name == name)
+            return [
+                {
+                    "name": r.name,
+                    "sha256": r.sha256,
+                    "manifest_sha256": r.manifest_sha256,
+                    "rows": r.rows,
+                    "created_at": iso_utc(r.created_at),
+                }
+                for r in s.scalars(q)
+            ]
+
+    # -- maintenance -------------------------------------------------------------------------------
+    def compact(self, group: str, *, progress: bool = True) -> CompactionReport:
+        """Merge each offline partition's files into one, verified to hold the same rows."""
+        record = self._cached(group, refresh=True).record
+        with self.ws.lineage.action("features.compact", parameters={"group": group}) as act:
+            act.input(self._group_artifact(record))
+            report = self.offline.compact(record.spec)
+            act.set(
+                files_before=report.files_before,
+                files_after=report.files_after,
+                rows_rewritten=report.rows_rewritten,
+            )
+        return report
+
+    def purge_expired(self, group: str) -> int:
+        """Remove expired online records now (reads already ignore them)."""
+        return self.online.purge_expired(group, time.time_ns() // 1000)

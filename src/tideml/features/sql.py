@@ -1,0 +1,183 @@
+"""SQL over the offline store: DuckDB with every group as a view, run in a read-only sandbox.
+
+Each group `g` is exposed as the view `g` (every offline row, system columns included: the append-only
+log) and `g_latest` (the latest row per record id by event time, ties broken by the later
+`api_invocation_time` then `write_time`, dropped if that row is a tombstone).
+
+User SQL is sandboxed in three layers:
+
+1. exactly one statement, and it must be a SELECT (or EXPLAIN): no CREATE, INSERT, COPY, ATTACH, SET,
+   INSTALL, LOAD or PRAGMA;
+2. DuckDB's `enable_external_access = false` with `allowed_directories` set to the offline store, so no
+   function can read or write a file outside it, attach a database or load an extension;
+3. `lock_configuration = true`, so the query cannot switch either setting back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import polars as pl
+
+from tideml.errors import ValidationError
+from tideml.features.offline import OfflineStore
+from tideml.features.spec import FeatureGroupSpec, FeatureType
+
+__all__ = ["SqlEngine", "group_relation_sql", "latest_relation_sql", "quote_ident", "quote_literal"]
+
+_ALLOWED = {"SELECT", "EXPLAIN"}
+
+
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """A DuckDB string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _duck_type(spec: FeatureGroupSpec, name: str) -> str:
+    if name == spec.event_time or name in ("write_time", "api_invocation_time"):
+        return "TIMESTAMPTZ"
+    if name == "is_deleted":
+        return "BOOLEAN"
+    return {
+        FeatureType.INTEGRAL: "BIGINT",
+        FeatureType.FRACTIONAL: "DOUBLE",
+        FeatureType.STRING: "VARCHAR",
+    }[spec.feature(name).type]
+
+
+def group_relation_sql(
+    offline: OfflineStore, spec: FeatureGroupSpec, paths: Sequence[str] | None = None
+) -> str:
+    """A SELECT of a group's offline rows with the current schema (columns a file predates are null)."""
+    names = [*spec.feature_names, "write_time", "api_invocation_time", "is_deleted"]
+    cols = ", ".join(quote_ident(n) for n in names)
+    empty = "SELECT " + ", ".join(f"CAST(NULL AS {_duck_type(spec, n)}) AS {quote_ident(n)}" for n in names)
+    empty += " WHERE false"
+    files = offline.files(spec.name)
+    if paths is None:
+        paths = offline.paths(spec.name)
+    if not paths:
+        return empty
+    listing = "[" + ", ".join(quote_literal(p) for p in paths) + "]"
+    complete = all(set(names) <= set(f.columns) for f in files)
+    if complete:
+        return f"SELECT {cols} FROM read_parquet({listing})"
+    return (
+        f"SELECT {cols} FROM (SELECT * FROM read_parquet({listing}, union_by_name = true) "
+        f"UNION ALL BY NAME ({empty}))"
+    )
+
+
+def latest_relation_sql(spec: FeatureGroupSpec, source: str) -> str:
+    """The latest non-deleted row per record id of `source` (a relation with the group's columns)."""
+    order = f"{quote_ident(spec.event_time)} DESC, api_invocation_time DESC, write_time DESC"
+    return (
+        f"SELECT * EXCLUDE (__tide_rn) FROM (SELECT *, row_number() OVER (PARTITION BY "
+        f"{quote_ident(spec.record_identifier)} ORDER BY {order}) AS __tide_rn FROM {source}) "
+        "WHERE __tide_rn = 1 AND NOT is_deleted"
+    )
+
+
+class SqlEngine:
+    """A sandboxed DuckDB connection with a view per group and per group's latest records."""
+
+    def __init__(
+        self,
+        offline: OfflineStore,
+        specs: Sequence[FeatureGroupSpec],
+        *,
+        threads: int | None = None,
+    ) -> None:
+        self.offline = offline
+        self.specs = list(specs)
+        self.con = duckdb.connect(":memory:")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        for spec in self.specs:
+            view = quote_ident(spec.name)
+            self.con.execute(f"CREATE VIEW {view} AS {group_relation_sql(offline, spec)}")
+            self.con.execute(
+                f"CREATE VIEW {quote_ident(spec.name + '_latest')} AS {latest_relation_sql(spec, view)}"
+            )
+        root = str(offline.root).rstrip("/") + "/"
+        self.con.execute(f"SET allowed_directories = [{quote_literal(root)}]")
+        self.con.execute("SET autoinstall_known_extensions = false")
+        self.con.execute("SET autoload_known_extensions = false")
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+
+    @property
+    def views(self) -> list[str]:
+        return [v for s in self.specs for v in (s.name, s.name + "_latest")]
+
+    def _check(self, sql: str) -> None:
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise self._error(exc, sql) from exc
+        if len(statements) != 1:
+            raise ValidationError(
+                f"expected one SQL statement, got {len(statements)}",
+                obj="feature store query",
+                field="sql",
+                fix="run one SELECT at a time",
+            )
+        kind = statements[0].type.name
+        if kind not in _ALLOWED:
+            raise ValidationError(
+                f"{kind} statements are not allowed: feature store SQL is read-only",
+                obj="feature store query",
+                field="sql",
+                fix="write a SELECT over the group views (ingest, update and delete go through the API)",
+            )
+
+    def _error(self, exc: Exception, sql: str) -> ValidationError:
+        text = str(exc).splitlines()[0]
+        if isinstance(exc, duckdb.PermissionException):
+            return ValidationError(
+                f"refused: the query tried to read or write outside the feature store ({text})",
+                obj="feature store query",
+                field="sql",
+                fix="query only the group views; files, databases and extensions are off limits",
+            )
+        if isinstance(exc, duckdb.CatalogException):
+            views = ", ".join(self.views[:20]) or "(no groups yet)"
+            return ValidationError(
+                text, obj="feature store query", field="sql", fix=f"the views are: {views}"
+            )
+        if isinstance(exc, duckdb.ParserException):
+            return ValidationError(text, obj="feature store query", field="sql", fix="correct the SQL syntax")
+        if isinstance(exc, duckdb.InvalidInputException) and "lock" in text.lower():
+            return ValidationError(
+                f"refused: {text}",
+                obj="feature store query",
+                field="sql",
+                fix="settings of the sandbox cannot be changed",
+            )
+        return ValidationError(text, obj="feature store query", field="sql", fix="correct the query")
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """Run one read-only SELECT and return the result as a Polars frame."""
+        self._check(sql)
+        try:
+            table = self.con.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise self._error(exc, sql) from exc
+        result = pl.from_arrow(table)
+        assert isinstance(result, pl.DataFrame)
+        return result
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> SqlEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,188 @@
+"""The offline store: Hive layout by event time, system columns, atomic batches, verified compaction."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tideml.features.dataset import build_dataset
+from tideml.features.offline import OfflineStore
+from tideml.features.spec import FeatureDefinition, FeatureGroupSpec, FeatureType
+from tideml.features.sql import SqlEngine
+
+SPEC = FeatureGroupSpec.from_dict(
+    {
+        "name": "g",
+        "record_identifier": "id",
+        "event_time": "et",
+        "features": [
+            {"name": "id", "type": "Integral", "nullable": False},
+            {"name": "et", "type": "Fractional", "nullable": False},
+            {"name": "v", "type": "Integral"},
+        ],
+    }
+)
+T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
+
+
+def frame(
+    ids: list[int], seconds: list[int], values: list[int | None], deleted: bool = False
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "id": ids,
+            "et": [datetime.fromtimestamp(T0 + s, UTC) for s in seconds],
+            "v": values,
+            "is_deleted": [deleted] * len(ids),
+        },
+        schema={"id": pl.Int64, "et": pl.Datetime("us", "UTC"), "v": pl.Int64, "is_deleted": pl.Boolean},
+    )
+
+
+def test_layout_partitions_by_event_time_with_system_columns(tmp_path: Path) -> None:
+    store = OfflineStore(tmp_path)
+    files = store.append(
+        SPEC, frame([1, 2, 3], [0, 3600 * 5 + 10, 86400 * 40], [1, 2, 3]), api_invocation_us=5, write_us=7
+    )
+    parts = sorted(f.partition for f in files)
+    assert parts == [
+        "year=2024/month=01/day=01/hour=00",
+        "year=2024/month=01/day=01/hour=05",
+        "year=2024/month=02/day=10/hour=00",
+    ]
+    for f in files:
+        path = tmp_path / "g" / f.path
+        assert path.name.endswith(".parquet") and len(path.stem.split("_")[1]) == 16
+        table = pq.read_table(path)
+        assert table.schema.names == ["id", "et", "v", "write_time", "api_invocation_time", "is_deleted"]
+        assert str(table.schema.field("et").type) == "timestamp[us, tz=UTC]"
+        assert table.column("write_time").to_pylist()[0] == datetime.fromtimestamp(7 / 1e6, UTC)
+        assert table.column("is_deleted").to_pylist() == [False]
+    # readable by any engine straight from the folder, with Hive partitions
+    ds = pads.dataset(tmp_path / "g", format="parquet", partitioning="hive")
+    assert sorted(ds.to_table().column("id").to_pylist()) == [1, 2, 3]
+    assert not [p for p in (tmp_path / "g").rglob("*") if p.name.startswith(".tmp-")]
+
+
+def test_a_batch_is_invisible_until_committed_and_gone_after_abort(tmp_path: Path) -> None:
+    store = OfflineStore(tmp_path)
+    txn = store.begin(SPEC)
+    txn.write(frame([1, 2], [0, 7200], [1, 2]), api_invocation_us=1)
+    assert store.files("g") == [] and len(list((tmp_path / "g").rglob("*.parquet"))) == 2
+    txn.abort()
+    assert store.files("g") == [] and list((tmp_path / "g").rglob("*.parquet")) == []
+    with pytest.raises(RuntimeError), store.begin(SPEC) as txn2:
+        txn2.write(frame([1], [0], [1]), api_invocation_us=1)
+        raise RuntimeError("crash mid-ingest")
+    assert store.files("g") == [] and list((tmp_path / "g").rglob("*.parquet")) == []
+    with store.begin(SPEC) as txn3:
+        txn3.write(frame([1], [0], [1]), api_invocation_us=1)
+    assert len(store.files("g")) == 1
+
+
+def test_schema_evolution_reads_old_files_with_nulls(tmp_path: Path) -> None:
+    store = OfflineStore(tmp_path)
+    store.append(SPEC, frame([1], [0], [5]))
+    wider = SPEC.with_changes(add_features=[FeatureDefinition(name="w", type=FeatureType.STRING)])
+    with SqlEngine(store, [wider]) as engine:
+        assert engine.query("select id, v, w from g").rows() == [(1, 5, None)]
+
+
+def all_results(store: OfflineStore) -> list[object]:
+    with SqlEngine(store, [SPEC]) as engine:
+        raw = engine.query("select * from g order by all").rows()
+        latest = engine.query("select * from g_latest order by all").rows()
+    ents = pl.DataFrame({"id": [1, 2, 3, 1], "et": [T0 + 5, T0 + 5, T0 + 99999, T0 + 40000]})
+    ds = build_dataset(store, {"g": SPEC}, ["g.v"], entities=ents).table.to_pylist()
+    return [raw, latest, ds]
+
+
+batches = st.lists(
+    st.lists(
+        st.tuples(
+            st.integers(1, 3), st.integers(0, 30000), st.one_of(st.none(), st.integers(-5, 5)), st.booleans()
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=batches)
+def test_compaction_never_changes_query_results(
+    tmp_path_factory: pytest.TempPathFactory, batches: list
+) -> None:  # type: ignore[type-arg]
+    store = OfflineStore(tmp_path_factory.mktemp("c"))
+    for k, rows in enumerate(batches):
+        seen: dict[tuple[int, int], tuple[int, int, int | None, bool]] = {}
+        for r in rows:
+            seen[(r[0], r[1])] = r
+        rows = list(seen.values())
+        live = [r for r in rows if not r[3]]
+        dead = [r for r in rows if r[3]]
+        if live:
+            store.append(
+                SPEC,
+                frame([r[0] for r in live], [r[1] for r in live], [r[2] for r in live]),
+                api_invocation_us=10 * k + 1,
+                write_us=10 * k + 2,
+            )
+        if dead:
+            store.append(
+                SPEC,
+                frame([r[0] for r in dead], [r[1] for r in dead], [None] * len(dead), True),
+                api_invocation_us=10 * k + 3,
+                write_us=10 * k + 4,
+            )
+    before = all_results(store)
+    files_before = len(store.files("g"))
+    report = store.compact(SPEC)
+    assert all_results(store) == before
+    partitions = {f.partition for f in store.files("g")}
+    assert len(store.files("g")) == len(partitions) == report.files_after <= files_before
+    on_disk = {
+        p.relative_to(store.group_dir("g")).as_posix() for p in store.group_dir("g").rglob("*.parquet")
+    }
+    assert on_disk == {f.path for f in store.files("g")}
+    assert store.compact(SPEC).partitions_rewritten == 0  # idempotent
+
+
+def test_compaction_removes_old_orphans_only(tmp_path: Path) -> None:
+    store = OfflineStore(tmp_path)
+    store.append(SPEC, frame([1], [0], [1]))
+    part = tmp_path / "g" / "year=2024/month=01/day=01/hour=00"
+    old = part / "20240101T000000Z_AAAAAAAAAAAAAAAA.parquet"
+    old.write_bytes(b"left by a crashed writer")
+    fresh = part / ".tmp-123.parquet.part"
+    fresh.write_bytes(b"being written right now")
+    hour_ago = time.time() - 7200
+    os.utime(old, (hour_ago, hour_ago))
+    report = store.compact(SPEC)
+    assert report.orphans_removed == 1 and not old.exists() and fresh.exists()
+    with SqlEngine(store, [SPEC]) as engine:
+        assert engine.query("select count(*) from g").item() == 1
+
+
+def test_a_torn_manifest_line_is_ignored_then_repaired(tmp_path: Path) -> None:
+    """A writer that crashed mid-append never committed; readers skip it and the next commit cuts it."""
+    store = OfflineStore(tmp_path)
+    store.append(SPEC, frame([1], [0], [1]))
+    manifest = tmp_path / "g" / "_manifest.jsonl"
+    with open(manifest, "ab") as fh:
+        fh.write(b'{"add": [{"path": "year=2024/month=01/da')
+    assert len(OfflineStore(tmp_path).files("g")) == 1
+    store.append(SPEC, frame([2], [0], [2]))
+    assert len(OfflineStore(tmp_path).files("g")) == 2
+    assert manifest.read_bytes().count(b"\n") == 3  # header + two commits, torn line gone

@@ -1,0 +1,193 @@
+"""One conformance suite for every online backend (SQLite, the real Redis server, in-memory)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+
+from tideml.errors import ValidationError
+from tideml.features.online import OnlineStore, WriteBatch, decode_payload, encode_payload, open_online_store
+
+
+def put(
+    store: OnlineStore, group: str, rid: str, ev: int, value: object, *, expires: int | None = None
+) -> int:
+    batch = WriteBatch()
+    batch.add(rid, ev, expires, encode_payload({"id": rid, "v": value}))
+    return store.write(group, batch)
+
+
+def tombstone(store: OnlineStore, group: str, rid: str, ev: int) -> int:
+    batch = WriteBatch()
+    batch.add(rid, ev, None, None)
+    return store.write(group, batch)
+
+
+def value_of(store: OnlineStore, group: str, rid: str, now: int = 0) -> object:
+    rec = store.read(group, rid)
+    if rec is None or rec.payload is None or not rec.visible(now):
+        return None
+    return decode_payload(rec.payload)["v"]
+
+
+def test_round_trip_and_missing(online_store: OnlineStore) -> None:
+    assert put(online_store, "g", "1", 100, 1.5) == 1
+    rec = online_store.read("g", "1")
+    assert rec is not None and rec.event_us == 100 and not rec.deleted and rec.expires_us is None
+    assert value_of(online_store, "g", "1") == 1.5
+    assert online_store.read("g", "2") is None
+    assert online_store.read("other", "1") is None  # groups are separate namespaces
+
+
+def test_older_event_time_never_overwrites_newer(online_store: OnlineStore) -> None:
+    put(online_store, "g", "1", 200, "new")
+    assert put(online_store, "g", "1", 100, "old") == 0
+    assert value_of(online_store, "g", "1") == "new"
+    assert put(online_store, "g", "1", 200, "same time, later call") == 1
+    assert value_of(online_store, "g", "1") == "same time, later call"
+    assert put(online_store, "g", "1", 300, "newer") == 1
+    assert value_of(online_store, "g", "1") == "newer"
+
+
+def test_batch_write_applies_newer_wins_per_record(online_store: OnlineStore) -> None:
+    put(online_store, "g", "a", 50, "a50")
+    batch = WriteBatch()
+    for rid, ev in (("a", 40), ("b", 10), ("c", 10)):
+        batch.add(rid, ev, None, encode_payload({"v": f"{rid}{ev}"}))
+    assert online_store.write("g", batch) == 2
+    assert [value_of(online_store, "g", r) for r in "abc"] == ["a50", "b10", "c10"]
+
+
+def test_soft_delete_tombstone_hides_until_a_newer_put(online_store: OnlineStore) -> None:
+    put(online_store, "g", "1", 100, "x")
+    assert tombstone(online_store, "g", "1", 50) == 0  # older delete: the record stays
+    assert value_of(online_store, "g", "1") == "x"
+    assert tombstone(online_store, "g", "1", 150) == 1
+    rec = online_store.read("g", "1")
+    assert rec is not None and rec.deleted and rec.payload is None and not rec.visible(0)
+    assert put(online_store, "g", "1", 120, "late arrival") == 0  # still older than the tombstone
+    assert value_of(online_store, "g", "1") is None
+    assert put(online_store, "g", "1", 160, "re-insert") == 1
+    assert value_of(online_store, "g", "1") == "re-insert"
+
+
+def test_hard_delete_removes_and_refuses_older_deletes(online_store: OnlineStore) -> None:
+    put(online_store, "g", "1", 100, "x")
+    with pytest.raises(ValidationError, match="later event time"):
+        online_store.hard_delete("g", "1", 99)
+    assert value_of(online_store, "g", "1") == "x"
+    assert online_store.hard_delete("g", "1", 100) is True
+    assert online_store.read("g", "1") is None
+    assert online_store.hard_delete("g", "1", 200) is False
+    # after a hard delete nothing remembers the old event time (as in SageMaker)
+    assert put(online_store, "g", "1", 10, "older") == 1
+
+
+def test_ttl_is_enforced_on_read(online_store: OnlineStore) -> None:
+    now = time.time_ns() // 1000
+    put(online_store, "g", "live", 100, "ok", expires=now + 3_600_000_000)
+    put(online_store, "g", "expired", 100, "gone", expires=now - 10_000_000)
+    assert value_of(online_store, "g", "live", now) == "ok"
+    assert value_of(online_store, "g", "expired", now) is None
+    live = online_store.read("g", "live")
+    assert live is not None and live.expires_us == now + 3_600_000_000
+    online_store.purge_expired("g", now)
+    assert online_store.read("g", "expired") is None
+
+
+def test_read_many_keeps_order_and_spans_groups(online_store: OnlineStore) -> None:
+    for i in range(5):
+        put(online_store, "g1", str(i), 10, i)
+        put(online_store, "g2", str(i), 10, -i)
+    keys = [("g1", "3"), ("g2", "3"), ("g1", "missing"), ("g1", "0"), ("g1", "3")]
+    got = online_store.read_many(keys)
+    values = [None if r is None or r.payload is None else decode_payload(r.payload)["v"] for r in got]
+    assert values == [3, -3, None, 0, 3]
+    assert online_store.read_many([]) == []
+
+
+def test_drop_group_and_count(online_store: OnlineStore) -> None:
+    for i in range(30):
+        put(online_store, "keep", str(i), 1, i)
+        put(online_store, "drop", str(i), 1, i)
+    assert online_store.count("drop") == 30
+    assert online_store.drop_group("drop") == 30
+    assert online_store.count("drop") == 0
+    assert online_store.count("keep") == 30
+
+
+def test_concurrent_writers_keep_the_newest(online_url: str) -> None:
+    """Threads with their own store objects race on the same ids; the max event time must win."""
+    rng = random.Random(7)
+    plans = [[(str(rng.randrange(5)), rng.randrange(1, 10_000)) for _ in range(150)] for _ in range(4)]
+    shared = open_online_store(online_url)
+    stores = (
+        [shared] * 4 if online_url.startswith("memory") else [open_online_store(online_url) for _ in range(4)]
+    )
+
+    def run(store: OnlineStore, plan: list[tuple[str, int]]) -> None:
+        for start in range(0, len(plan), 10):
+            batch = WriteBatch()
+            for rid, ev in plan[start : start + 10]:
+                batch.add(rid, ev, None, encode_payload({"v": ev}))
+            store.write("race", batch)
+
+    threads = [threading.Thread(target=run, args=(s, p)) for s, p in zip(stores, plans, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected: dict[str, int] = {}
+    for plan in plans:
+        for rid, ev in plan:
+            expected[rid] = max(expected.get(rid, 0), ev)
+    for rid, ev in expected.items():
+        rec = shared.read("race", rid)
+        assert rec is not None and rec.event_us == ev and rec.payload is not None
+        assert decode_payload(rec.payload)["v"] == ev
+    for s in {id(s): s for s in stores}.values():
+        s.close()
+
+
+@pytest.mark.redis
+def test_redis_batch_read_is_one_round_trip(redis_prefix: str) -> None:
+    from tideml.features.online.redis import RedisOnlineStore
+
+    store = RedisOnlineStore(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
+    for i in range(100):
+        put(store, "g", str(i), 1, i)
+    calls: list[str] = []
+    original = store._client.execute_command
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(str(args[0]))
+        return original(*args, **kwargs)
+
+    store._client.execute_command = counting  # type: ignore[method-assign]
+    got = store.read_many([("g", str(i)) for i in range(100)])
+    assert calls == ["MGET"]
+    assert all(r is not None for r in got)
+    store.close()
+
+
+@pytest.mark.redis
+def test_redis_ttl_sets_native_expiry(redis_prefix: str) -> None:
+    import redis
+
+    store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
+    now = time.time_ns() // 1000
+    put(store, "g", "1", 5, "x", expires=now + 60_000_000)
+    ttl_ms = redis.Redis.from_url("redis://127.0.0.1:6379/15").pttl(f"{redis_prefix}g:1")
+    assert 0 < ttl_ms <= 60_000
+    store.close()
+
+
+def test_unreachable_redis_is_a_clear_error() -> None:
+    from tideml.errors import StoreUnavailable
+
+    store = open_online_store("redis://127.0.0.1:1/0")
+    with pytest.raises(StoreUnavailable, match="TIDE_ONLINE_STORE_URL"):
+        store.ping()

@@ -1,0 +1,102 @@
+"""SQL over the offline store: group views, `_latest` views and the read-only sandbox."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from tideml.errors import ValidationError
+from tideml.features import FeatureStore
+from tideml.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStore]:
+    """One workspace for the module: these tests only read (or are refused)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith("TIDE_") and not name.startswith("TIDE_TEST_"):
+                mp.delenv(name)
+        ws = Workspace.init(tmp_path_factory.mktemp("sql") / "ws")
+        fs = FeatureStore(ws)
+    frame = pl.DataFrame(
+        {
+            "policy_id": [1, 2, 3, 1],
+            "event_time": [100.0, 100.0, 100.0, 200.0],
+            "amount": [1.0, 2.0, 3.0, 10.0],
+        }
+    )
+    fs.ingest("claims", frame, record_identifier="policy_id", event_time="event_time", progress=False)
+    fs.delete_record("claims", 3, 150.0)
+    yield fs
+    fs.close()
+    ws.close()
+
+
+def test_group_view_is_the_log_and_latest_is_one_row_per_live_id(loaded: FeatureStore) -> None:
+    log = loaded.query("select policy_id, amount, is_deleted from claims order by policy_id, event_time")
+    assert log.rows() == [
+        (1, 1.0, False),
+        (1, 10.0, False),
+        (2, 2.0, False),
+        (3, 3.0, False),
+        (3, None, True),
+    ]
+    latest = loaded.query("select policy_id, amount from claims_latest order by policy_id")
+    assert latest.rows() == [(1, 10.0), (2, 2.0)]
+    cols = loaded.query("select * from claims limit 0").columns
+    assert cols == ["policy_id", "event_time", "amount", "write_time", "api_invocation_time", "is_deleted"]
+
+
+def test_reading_inside_the_store_is_allowed(loaded: FeatureStore) -> None:
+    root = loaded.offline.location("claims")
+    got = loaded.query(f"select count(*) from read_parquet('{root}/**/*.parquet')").item()
+    assert got == 5
+
+
+@pytest.mark.parametrize(
+    ("sql", "text"),
+    [
+        ("select * from read_csv('/etc/passwd')", "outside the feature store"),
+        ("select * from read_text('/etc/hostname')", "outside the feature store"),
+        ("select * from glob('/etc/*')", "outside the feature store"),
+        ("COPY claims TO '/tmp/tideml-stolen.csv'", "COPY statements are not allowed"),
+        ("COPY (select 1) TO 'x.csv'", "COPY statements are not allowed"),
+        ("ATTACH '/tmp/tideml-evil.db' AS evil", "ATTACH statements are not allowed"),
+        ("INSTALL httpfs", "not allowed"),
+        ("LOAD httpfs", "not allowed"),
+        ("CREATE TABLE t AS SELECT 1", "CREATE statements are not allowed"),
+        ("DROP VIEW claims", "DROP statements are not allowed"),
+        ("INSERT INTO claims SELECT * FROM claims", "INSERT statements are not allowed"),
+        ("SET enable_external_access = true", "not allowed"),
+        ("PRAGMA version", "PRAGMA statements are not allowed"),
+        ("select 1; select 2", "expected one SQL statement"),
+    ],
+)
+def test_sandbox_refuses_writes_and_outside_reads(loaded: FeatureStore, sql: str, text: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        loaded.query(sql)
+    assert text in str(err.value) and err.value.fix
+    assert not Path("/tmp/tideml-stolen.csv").exists() and not Path("/tmp/tideml-evil.db").exists()
+
+
+def test_sandbox_configuration_is_locked_even_below_the_statement_check(loaded: FeatureStore) -> None:
+    """Layer 3: even SQL that bypassed the statement filter could not switch file access back on."""
+    with loaded.sql_engine() as engine:
+        with pytest.raises(duckdb.InvalidInputException, match="locked"):
+            engine.con.execute("SET enable_external_access = true")
+        with pytest.raises(duckdb.PermissionException):
+            engine.con.execute("COPY (select 1) TO '/tmp/tideml-stolen.csv'")
+
+
+def test_unknown_view_and_bad_syntax_are_clear(loaded: FeatureStore) -> None:
+    with pytest.raises(ValidationError) as err:
+        loaded.query("select * from clams")
+    assert "claims_latest" in (err.value.fix or "")
+    with pytest.raises(ValidationError, match="syntax"):
+        loaded.query("selec 1")
