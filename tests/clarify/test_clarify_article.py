@@ -151,7 +151,7 @@ def test_tide_clarify_bias_writes_clarify_layout(
     assert extras["probability_threshold"] == 0.5
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "Class Imbalance (CI)" in html
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().out.replace("\n", "")  # Rich wraps long paths at the console width
     assert "CI" in printed and "analysis.json" in printed
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import xgboost as xgb
 
 from tideml.clarify.config import AnalysisConfig, ShapConfig, load_config, parse_config
@@ -19,6 +18,7 @@ from tideml.clarify.model import Model, as_model, load_booster
 from tideml.clarify.report import dumps_json, render_html, write_outputs
 from tideml.errors import NotFound, ValidationError
 from tideml.lineage import ArtifactSpec
+from tideml.tables import is_artifact_key, resolve_table
 
 if TYPE_CHECKING:
     from tideml.workspace import Workspace
@@ -89,24 +89,19 @@ class ClarifyService:
         return m, ArtifactSpec("Model", f"python:{qual}", name=m.name)
 
     def _data(self, data: Any, config: AnalysisConfig) -> tuple[Any, ArtifactSpec]:
-        if data is None or isinstance(data, str | Path):
+        if data is None or (isinstance(data, str | Path) and not is_artifact_key(data)):
             source = data if data is not None else config.dataset_uri
             if source is None:
                 raise ValidationError(
                     "no data given", obj="clarify", field="data", fix="pass a file path or a DataFrame"
                 )
+            # A path goes through load_dataset: the config may join side files (facets, predictions).
             path = Path(str(source).removeprefix("file://")).expanduser().resolve()
             frame = load_dataset(config, path)
             spec = ArtifactSpec("Dataset", path.as_uri(), sha256=_sha256_file(path), name=path.name)
             return frame, spec
-        if isinstance(data, pl.DataFrame):
-            digest = hashlib.sha256(data.write_ipc(None).getvalue()).hexdigest()
-        else:
-            import pandas as pd
-
-            frame_pd = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
-            digest = hashlib.sha256(pl.from_pandas(frame_pd).write_ipc(None).getvalue()).hexdigest()
-        return data, ArtifactSpec("Dataset", f"frame:{digest}", sha256=digest, name="in-memory frame")
+        table = resolve_table(self.ws, data)  # frames and dataset artifacts: one hash for every service
+        return table.frame, table.lineage
 
     # -- operations -------------------------------------------------------------------------------------
     def bias(

@@ -8,9 +8,7 @@ nulls in features become XGBoost's missing value; nulls in the label are an erro
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +16,7 @@ import numpy.typing as npt
 import polars as pl
 
 from tideml.errors import ValidationError
+from tideml.tables import as_polars, read_table
 from tideml.train.spec import TrainSpec
 
 __all__ = [
@@ -36,44 +35,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 FeatureType = Literal["int", "float", "bool"]
-
-
-def read_table(path: str | os.PathLike[str]) -> pl.DataFrame:
-    """Read a Parquet (or CSV) file into a polars frame, with a clear error for anything else."""
-    file = Path(path)
-    if not file.is_file():
-        raise ValidationError(
-            "no such file", obj=str(file), fix="pass a Parquet dataset file or an artifact sha256"
-        )
-    try:
-        if file.suffix.lower() == ".csv":
-            return pl.read_csv(file, infer_schema_length=10_000)
-        return pl.read_parquet(file)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise ValidationError(
-            f"cannot read it as {'CSV' if file.suffix.lower() == '.csv' else 'Parquet'}: {exc}",
-            obj=str(file),
-            fix="pass a Parquet file (or a CSV with a header row)",
-        ) from exc
-
-
-def as_polars(data: Any) -> pl.DataFrame:
-    """A polars frame from a polars frame, a pandas frame or a Parquet/CSV path."""
-    if isinstance(data, pl.DataFrame):
-        return data
-    if isinstance(data, pl.LazyFrame):
-        collected: pl.DataFrame = data.collect()
-        return collected
-    if isinstance(data, str | os.PathLike):
-        return read_table(data)
-    if type(data).__module__.startswith("pandas"):
-        converted: pl.DataFrame = pl.from_pandas(data)
-        return converted
-    raise ValidationError(
-        f"unsupported data type {type(data).__name__}",
-        obj="training data",
-        fix="pass a polars or pandas DataFrame, or the path of a Parquet file",
-    )
 
 
 def _feature_type(dtype: pl.DataType) -> FeatureType | None:

@@ -8,23 +8,20 @@ Dataset --ContributedTo--> train.fit / train.tune / train.mitigate --Produced-->
 
 from __future__ import annotations
 
-import io
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-import polars as pl
 import sqlalchemy as sa
 
-from tideml.errors import Conflict, IntegrityError, NotFound, ValidationError
+from tideml.errors import Conflict, IntegrityError, NotFound
 from tideml.lineage import ArtifactSpec
 from tideml.meta.models import utcnow
 from tideml.meta.train_tables import TuningStudy, TuningTrial
-from tideml.train.data import as_polars, read_table
+from tideml.tables import DatasetInput, resolve_table
 from tideml.train.mitigate import METHODS, MitigationResult, compare_mitigations
 from tideml.train.model import TrainedModel
 from tideml.train.report import render_html, table_html
@@ -42,19 +39,6 @@ PARQUET = "application/vnd.apache.parquet"
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html"
 UBJSON = "application/ubjson"
-
-
-@dataclass(frozen=True)
-class DatasetInput:
-    """A resolved training input: the frame and the artifact it was read from (or stored as)."""
-
-    frame: pl.DataFrame
-    sha256: str
-    name: str
-
-    @property
-    def lineage(self) -> ArtifactSpec:
-        return ArtifactSpec("Dataset", uri=f"sha256:{self.sha256}", sha256=self.sha256, name=self.name)
 
 
 @dataclass(frozen=True)
@@ -155,29 +139,7 @@ class TrainService:
     # -- inputs ------------------------------------------------------------------------------------
     def resolve_dataset(self, source: Any, *, name: str | None = None) -> DatasetInput:
         """A frame, a Parquet/CSV path or a dataset artifact sha256 → frame + artifact (stored if new)."""
-        if isinstance(source, str) and _SHA.fullmatch(source) and not Path(source).exists():
-            key = source.removeprefix("sha256:")
-            path = self.ws.artifacts.local_path(key)
-            try:
-                frame = pl.read_parquet(path)
-            except (OSError, pl.exceptions.PolarsError) as exc:
-                raise ValidationError(
-                    f"the artifact is not a Parquet table ({exc})",
-                    obj=f"artifact {key}",
-                    fix="pass the sha256 of a dataset artifact (Parquet)",
-                ) from exc
-            return DatasetInput(frame, key, name or f"dataset {key[:12]}")
-        if isinstance(source, str | Path):
-            path = Path(source)
-            frame = read_table(path)
-            if path.suffix.lower() == ".parquet":
-                ref = self.ws.put_artifact(path, PARQUET)
-            else:  # a CSV is stored as the Parquet table the model was trained on
-                ref = self.ws.put_artifact(_parquet_bytes(frame), PARQUET)
-            return DatasetInput(frame, ref.sha256, name or path.name)
-        frame = as_polars(source)
-        ref = self.ws.put_artifact(_parquet_bytes(frame), PARQUET)
-        return DatasetInput(frame, ref.sha256, name or "dataframe")
+        return resolve_table(self.ws, source, name=name)
 
     def fitted_flow_ids(self, dataset_sha256: str) -> list[str]:
         """The fitted flows upstream of a dataset in lineage (empty if it has no recorded history)."""
@@ -510,12 +472,6 @@ class TrainService:
                 methods={r.method: {"test_auc": r.test_auc, "f1": r.f1, "dppl": r.dppl} for r in result.rows}
             )
         return run
-
-
-def _parquet_bytes(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd", statistics=False)
-    return buffer.getvalue()
 
 
 def _report_spec(sha256: str, name: str) -> ArtifactSpec:

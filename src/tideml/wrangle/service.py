@@ -242,14 +242,15 @@ class WrangleService:
                     sha256=file_sha256(path),
                 )
                 outputs[name] = info
-                act.output(
+                act.output(  # derived from the fitted flow, so walking up from data reaches it
                     ArtifactSpec(
                         "Dataset",
                         uri=path.as_uri(),
                         sha256=info.sha256,
                         name=f"{flow.name}.{name}",
                         properties={"rows": info.rows, "columns": len(info.columns), "format": "parquet"},
-                    )
+                    ),
+                    derived_from=fitted_spec,
                 )
             act.set(rows={name: o.rows for name, o in outputs.items()}, fitted_sha256=fitted_ref.sha256)
             action_id = act.id
