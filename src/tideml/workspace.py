@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
     from tideml.clarify.service import ClarifyService
     from tideml.features.service import FeatureStore
+    from tideml.monitor.service import MonitorService
     from tideml.pipelines.service import PipelineService
     from tideml.registry import Registry
+    from tideml.serving.service import Endpoints
     from tideml.train.service import TrainService
     from tideml.wrangle.service import WrangleService
 
@@ -147,6 +149,18 @@ class Workspace:
             return self.features.read_latest(src.name, src.features)
 
         return WrangleService(self, feature_group_reader=read_group)
+
+    @cached_property
+    def endpoints(self) -> Endpoints:
+        from tideml.serving.service import Endpoints
+
+        return Endpoints(self)
+
+    @cached_property
+    def monitor(self) -> MonitorService:
+        from tideml.monitor.service import MonitorService
+
+        return MonitorService(self)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

@@ -34,7 +34,7 @@ def test_matches_xgboost_on_the_article_data(article_data: Path, params: dict[st
     x, y = article_matrix(article_data)
     x.iloc[::11, 3] = np.nan  # missing values take the learned default branch
     booster = xgb.train(
-        {"objective": "binary:logistic", "seed": 0, **params},
+        {"objective": "binary:logistic", "seed": 0, "nthread": 1, **params},
         xgb.DMatrix(x, y, missing=np.nan),
         num_boost_round=60,
     )
@@ -53,7 +53,7 @@ def test_thresholds_compare_in_float32_and_none_is_missing() -> None:
     x = rng.normal(size=(2000, 4)).astype(np.float32)
     x[rng.random(x.shape) < 0.1] = np.nan
     y = (np.nan_to_num(x[:, 0]) + 0.5 * np.nan_to_num(x[:, 1]) > 0).astype(int)
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": 4}, xgb.DMatrix(x, y), 30)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 4, "nthread": 1}, xgb.DMatrix(x, y), 30)
     trees = CompiledTrees.from_booster(booster)
     # Values exactly at a threshold, and float64 values that round to it in float32.
     first = trees.trees[0]

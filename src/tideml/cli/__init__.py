@@ -12,7 +12,9 @@ from tideml.cli import data as _data  # noqa: F401
 from tideml.cli import features as _features  # noqa: F401
 from tideml.cli import lineage as _lineage  # noqa: F401
 from tideml.cli import models as _models  # noqa: F401
+from tideml.cli import monitor as _monitor  # noqa: F401
 from tideml.cli import pipelines as _pipelines  # noqa: F401
+from tideml.cli import serving as _serving  # noqa: F401
 from tideml.cli import train as _train  # noqa: F401
 from tideml.cli import workspace as _workspace  # noqa: F401
 from tideml.cli import wrangle as _wrangle  # noqa: F401

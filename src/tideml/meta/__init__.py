@@ -6,8 +6,10 @@ them all, so Alembic and the schema test see one metadata.
 
 from tideml.meta import (
     features_tables,
+    monitor_tables,
     pipelines_tables,
     registry_tables,
+    serving_tables,
     train_tables,
 )
 from tideml.meta.models import Base, Blob, Ref
@@ -19,7 +21,9 @@ __all__ = [
     "MetadataStore",
     "Ref",
     "features_tables",
+    "monitor_tables",
     "pipelines_tables",
     "registry_tables",
+    "serving_tables",
     "train_tables",
 ]

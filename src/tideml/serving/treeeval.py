@@ -24,7 +24,7 @@ import orjson
 
 from tideml.errors import ValidationError
 
-__all__ = ["CompiledTrees"]
+__all__ = ["CompiledTrees", "sigmoid"]
 
 _MAX_CODEGEN_NODES = 400_000  # beyond this, compile time and code size outgrow the gain
 
@@ -40,6 +40,13 @@ class _Tree:
     @property
     def leaf_value(self) -> npt.NDArray[np.float32]:
         return self.threshold  # XGBoost stores a leaf's value in split_conditions
+
+
+def sigmoid(m: float) -> float:
+    """1 / (1 + e^-m) without overflow for very negative margins."""
+    if m < -700.0:
+        return math.exp(m)  # 1 / (1 + e^-m) == e^m to double precision here
+    return 1.0 / (1.0 + math.exp(-m))
 
 
 def _parse_base_score(text: str) -> float:
@@ -144,7 +151,7 @@ class CompiledTrees:
 
     def predict_proba_row(self, values: Sequence[float | None]) -> float:
         """P(label = 1) for one row."""
-        return 1.0 / (1.0 + math.exp(-self.margin_row(values)))
+        return sigmoid(self.margin_row(values))
 
     def predict_proba(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """P(label = 1) for a 2-D array of rows (vectorised over rows, tree by tree)."""
@@ -169,4 +176,5 @@ class CompiledTrees:
                 node[idx] = np.where(go_left, t.left[n], t.right[n])
                 active = t.left[node] != -1
             margin += t.leaf_value[node]
-        return 1.0 / (1.0 + np.exp(-margin))
+        # The same scalar sigmoid as the row path, so batch and record answers are bit-identical.
+        return np.array([sigmoid(m) for m in margin.tolist()], dtype=np.float64)
