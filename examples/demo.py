@@ -1,7 +1,8 @@
 """The end-to-end demo behind `make demo`, on embedded defaults (SQLite, Parquet, local folders).
 
 Runs the auto-claims lifecycle pipeline on the article's files (or on generated data when they are
-absent), shows the model's evidence, the cached re-run and the lineage of the registered version.
+absent), shows the model's evidence, the cached re-run and the lineage of the registered version, then
+serves the approved model and asks it about a few claims.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
 
+import polars as pl
 from rich.console import Console
 from rich.table import Table
 
@@ -20,6 +26,7 @@ from tideml import Workspace
 from tideml.datasets import generate_autoclaims
 from tideml.lineage.export import to_tree
 from tideml.pipelines import run_pipeline
+from tideml.serving.client import EndpointClient
 
 console = Console()
 HERE = Path(__file__).resolve().parent
@@ -32,6 +39,64 @@ def load_pipeline() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve_and_query(workspace: Path, claims: Path) -> None:
+    """Start `autoclaims` (deployed by the pipeline) with 2 workers, query it, print reasons and latency."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tideml.serving",
+            "autoclaims",
+            "-w",
+            str(workspace),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+    )
+    try:
+        t0 = time.perf_counter()
+        client = EndpointClient(f"http://127.0.0.1:{port}")
+        client.wait_ready(timeout=30)
+        console.print(f"  endpoint ready in {time.perf_counter() - t0:.1f} s on port {port}")
+        frauds = pl.read_csv(claims).filter(pl.col("fraud") == 1)["policy_id"].head(2).to_list()
+        table = Table("policy_id", "actual", "P(fraud)", "decision", "top reasons (SHAP, log-odds)")
+        for policy in [*frauds, 1, 2, 3]:
+            answer = client.predict(policy, explain=True)
+            reasons = ", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in answer["reasons"])
+            table.add_row(
+                str(policy),
+                "fraud" if policy in frauds else "—",
+                f"{answer['probability']:.3f}",
+                "investigate" if answer["decision"] else "pay",
+                reasons,
+            )
+        console.print(table)
+        latencies = []
+        for policy in range(1, 301):
+            start = time.perf_counter()
+            client.predict(policy)
+            latencies.append((time.perf_counter() - start) * 1000)
+        latencies.sort()
+        console.print(
+            f"  300 sequential {{policy_id}} requests: p50 {latencies[149]:.2f} ms, "
+            f"p99 {latencies[296]:.2f} ms (features from the online store; client and server on this machine)"
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        console.print("  endpoint stopped")
 
 
 def main() -> None:
@@ -105,6 +170,9 @@ def main() -> None:
     )
     console.print(to_tree(graph))
     ws.close()
+
+    console.rule("6. the endpoint")
+    serve_and_query(out / "workspace", claims)
     console.print(
         f"[green]demo finished in {time.perf_counter() - started:.0f} s[/]; everything is under {out}"
     )

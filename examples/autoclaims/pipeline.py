@@ -3,7 +3,7 @@
 The article's eight steps (wrangle claims, wrangle customers, create dataset, train, create model, bias
 check, register, deploy) plus what it lacked: a held-out evaluation, tuning, bias before and after
 training, a SMOTE-mitigated model beside the baseline, a gate on quality and bias, registration with all
-evidence and approval by the group's policy.
+evidence, approval by the group's policy and, once approved, deployment behind `@production`.
 
     tide pipeline run examples/autoclaims/pipeline.py:autoclaims \\
         -p claims=../shared/data/aws-autoclaims/claims.csv \\
@@ -192,6 +192,18 @@ def approve(ws: Any, registered: dict[str, Any]) -> dict[str, Any]:
     return approve_if_policy_passes(ws, registered["ref"])
 
 
+@step
+def deploy(ws: Any, approval: dict[str, Any], group: str, endpoint: str) -> dict[str, Any]:
+    """Point `@production` at the approved version and (re)deploy the endpoint that serves it."""
+    version = ws.registry.get_version(approval["ref"])
+    ws.registry.set_alias(group, "production", version.version, reason="approved by policy in the pipeline")
+    exists = endpoint in {e.name for e in ws.endpoints.list()}
+    info = ws.endpoints.deploy(
+        endpoint, model=f"{group}@production", feature_groups=["claims", "customers"], update=exists
+    )
+    return {"endpoint": info.name, "model": version.ref, "status": info.status}
+
+
 @pipeline
 def autoclaims(
     claims: str,
@@ -201,6 +213,7 @@ def autoclaims(
     min_auc: float = 0.75,
     max_abs_dppl: float = 0.1,
     group: str = GROUP,
+    endpoint: str = "autoclaims",
 ) -> None:
     claim_rows = wrangle.with_options(name="wrangle_claims")(
         flow=str(FLOWS / "claims.flow.json"), data=claims, source="claims", run_time=EVENT_TIME
@@ -234,7 +247,10 @@ def autoclaims(
     )
     with gate.if_true():
         registered = register(candidate=candidate, group=group, min_auc=min_auc, max_abs_dppl=max_abs_dppl)
-        approve(registered=registered)
+        approval = approve(registered=registered)
+        approved = condition("approved_by_policy", "approved >= 1", metrics=approval)
+        with approved.if_true():
+            deploy(approval=approval, group=group, endpoint=endpoint)
     with gate.if_false():
         fail(
             "below_the_bar", "the candidate missed the quality or bias bar; nothing registered", details=gate

@@ -59,6 +59,11 @@ def test_autoclaims_pipeline_registers_an_approved_model_with_full_lineage(
     assert {n.name for n in upstream.artifacts("FeatureGroup")} == {"claims", "claim_labels", "customers"}
     assert dataset["sha256"] in {n.sha256 for n in upstream.artifacts("Dataset")}
 
+    # Approved by policy, so the pipeline moved @production and deployed the endpoint serving it.
+    assert workspace.registry.get_version("autoclaims-fraud@production").version == 1
+    (endpoint,) = workspace.endpoints.list()
+    assert endpoint.name == "autoclaims" and endpoint.status == "Deployed"
+
     again = run_pipeline(workspace, example.autoclaims, params, executor="inline", progress=False)
     assert again.status == "Succeeded"
     assert again.executed == []
