@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
 from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
 from tideml.errors import ValidationError
-from tideml.train.service import TrainService
-from tideml.train.spec import TrainSpec, load_spec_file, parse_spec, read_spec_mapping
-from tideml.train.tune import TuneSpec
+
+if TYPE_CHECKING:  # the training stack (sklearn, xgboost) loads only when a train command runs
+    from tideml.train.spec import TrainSpec
+    from tideml.train.tune import TuneSpec
 from tideml.workspace import Workspace
 
 __all__ = ["train_app"]
@@ -47,6 +48,8 @@ def _train_spec(
     amount_column: str | None = None,
     seed: int | None = None,
 ) -> TrainSpec:
+    from tideml.train.spec import TrainSpec, load_spec_file, parse_spec
+
     data: dict[str, Any] = load_spec_file(spec_file, TrainSpec).model_dump() if spec_file else {}
     if label is not None:
         data["label"] = label
@@ -144,7 +147,7 @@ def run(
         spec, label, entity, cv_folds, cv_repeats, cv_scope, threshold, amount_column, seed
     )
     with Workspace.open(workspace) as ws:
-        result = TrainService(ws).train(dataset, train_spec, name=name, progress=progress)
+        result = ws.train.train(dataset, train_spec, name=name, progress=progress)
     if out is not None:
         result.result.model.save(out)
     summary = result.summary()
@@ -157,6 +160,9 @@ def run(
 
 
 def _tune_spec(space: Path | None, overrides: dict[str, Any]) -> TuneSpec:
+    from tideml.train.spec import parse_spec, read_spec_mapping
+    from tideml.train.tune import TuneSpec
+
     data: dict[str, Any] = {}
     if space is not None:
         raw = read_spec_mapping(space)
@@ -227,7 +233,7 @@ def tune(
         overrides["pruning"] = False
     tune_spec = _tune_spec(space, overrides)
     with Workspace.open(workspace) as ws:
-        result = TrainService(ws).tune(
+        result = ws.train.tune(
             dataset, tune_spec, train_spec, study=study, warm_start_from=warm_start, progress=progress
         )
     summary = result.summary()
@@ -304,7 +310,7 @@ def mitigate(
     objective: Literal["parity", "max_f1"] = "parity" if group_objective == "parity" else "max_f1"
     train_spec = _train_spec(spec, label, entity)
     with Workspace.open(workspace) as ws:
-        result = TrainService(ws).mitigate(
+        result = ws.train.mitigate(
             dataset,
             train_spec,
             facet=facet,
@@ -350,7 +356,7 @@ def mitigate(
 def studies(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
     """List the tuning studies stored in the metadata DB."""
     with Workspace.open(workspace) as ws:
-        rows = TrainService(ws).studies()
+        rows = ws.train.studies()
     if json:
         emit_json(rows)
         return
@@ -377,7 +383,7 @@ def trials(
 ) -> None:
     """Print the stored trials of one study."""
     with Workspace.open(workspace) as ws:
-        records = TrainService(ws).trials(study)
+        records = ws.train.trials(study)
     if json:
         emit_json([r.model_dump() for r in records])
         return
