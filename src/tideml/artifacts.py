@@ -13,14 +13,14 @@ import mimetypes
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from tideml.errors import IntegrityError, NotFound, UnsafePath
 
-__all__ = ["ArtifactReader", "ArtifactRef", "ArtifactStore"]
+__all__ = ["ArtifactReader", "ArtifactRef", "ArtifactStore", "atomic_write"]
 
 _HEX = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
@@ -57,20 +57,33 @@ def _media_type_for(path: Path) -> str:
     return known.get(path.suffix) or mimetypes.guess_type(path.name)[0] or DEFAULT_MEDIA_TYPE
 
 
-def _atomic_write(target: Path, chunks: Iterator[bytes]) -> None:
-    """Write chunks to a temp file beside target, fsync it, then rename over target."""
+def atomic_write(target: Path, data: bytes | str | Iterable[bytes]) -> Path:
+    """Write to a temp file beside `target`, fsync it, then rename it over `target`.
+
+    A crash at any point leaves either the previous file or the new one, never a half-written file.
+    Text is written as UTF-8. Files get the usual 0644 mode (mkstemp would leave 0600).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
+    chunks: Iterable[bytes]
+    if isinstance(data, str):
+        chunks = [data.encode("utf-8")]
+    elif isinstance(data, bytes | bytearray | memoryview):
+        chunks = [bytes(data)]
+    else:
+        chunks = data
     try:
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return target
 
 
 class ArtifactReader:
@@ -139,7 +152,7 @@ class ArtifactStore:
             media_type = json.loads(meta.read_text())["media_type"]
         else:
             body = json.dumps({"sha256": digest, "size": size, "media_type": media_type}).encode()
-            _atomic_write(meta, iter([body]))
+            atomic_write(meta, body)
         return ArtifactRef(digest, size, media_type)
 
     def _put_stream(self, chunks: Iterator[bytes], media_type: str) -> ArtifactRef:

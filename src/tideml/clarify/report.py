@@ -13,13 +13,12 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from tideml.artifacts import atomic_write
 from tideml.clarify import _plots
 from tideml.clarify.job import AnalysisOutput
 
@@ -35,21 +34,6 @@ def _default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_outputs(
@@ -71,7 +55,7 @@ def write_outputs(
         files["explanations_shap/out.csv"] = output.explanation.local_frame().to_csv(index=False).encode()
     for rel, data in files.items():
         path = out / rel
-        _atomic_write(path, data)
+        atomic_write(path, data)
         written[rel] = path
     return written
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 import polars as pl
 import pydantic
 
+from tideml.artifacts import atomic_write
 from tideml.errors import NotFound, ValidationError
 from tideml.monitor._jsonfile import read_json, validate_json
 from tideml.monitor.attribution import explanation_document, global_attributions, window_attributions
@@ -81,21 +81,6 @@ def dumps(data: Any) -> bytes:
     return text.encode("utf-8") + b"\n"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class Baseline:
     """Everything a monitor compares windows with."""
@@ -143,7 +128,7 @@ class Baseline:
             )
         written: dict[str, Path] = {}
         for name, data in self.files().items():
-            _atomic_write(out / name, data)
+            atomic_write(out / name, data)
             written[name] = out / name
         return written
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from tideml.monitor.baseline import _atomic_write, dumps
+from tideml.artifacts import atomic_write
+from tideml.monitor.baseline import dumps
 from tideml.monitor.drift import FeatureDrift
 from tideml.monitor.run import MonitorResult
 from tideml.monitor.statistics import DatasetStatistics, FeatureStatistics
@@ -65,7 +66,7 @@ def write_run_outputs(
     out = Path(out_dir)
     written: dict[str, Path] = {}
     for name, data in run_files(result, baseline, title=title).items():
-        _atomic_write(out / name, data)
+        atomic_write(out / name, data)
         written[name] = out / name
     return written
 

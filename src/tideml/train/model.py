@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ import pydantic
 import xgboost as xgb
 from pydantic import BaseModel, ConfigDict, Field
 
+from tideml.artifacts import atomic_write
 from tideml.errors import IntegrityError, NotFound, ValidationError
 from tideml.train.data import FeatureType, as_polars, feature_matrix
 
@@ -103,19 +103,6 @@ class ModelSpec(BaseModel):
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class TrainedModel:
@@ -229,8 +216,8 @@ class TrainedModel:
         target = Path(folder)
         target.mkdir(parents=True, exist_ok=True)
         spec_bytes, booster_bytes = self.to_bytes()
-        _atomic_write(target / BOOSTER_FILE, booster_bytes)
-        _atomic_write(target / SPEC_FILE, spec_bytes)
+        atomic_write(target / BOOSTER_FILE, booster_bytes)
+        atomic_write(target / SPEC_FILE, spec_bytes)
         return target
 
     @classmethod

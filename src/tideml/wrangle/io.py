@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from tideml.artifacts import atomic_write
 from tideml.errors import NotFound, ValidationError
 from tideml.wrangle.spec import CsvSource, FeatureGroupSource, Source
 from tideml.wrangle.types import DType, Schema, dtype_of, polars_schema
@@ -145,18 +145,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write text to a temp file beside `path` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, text)
 
 
 @contextmanager
