@@ -185,10 +185,16 @@ def register(
 
 
 @step
-def approve(ws: Any, registered: dict[str, Any]) -> dict[str, Any]:
-    """Approve only if every rule of the group's policy passes on the version's evidence."""
+def approve(ws: Any, registered: dict[str, Any], auto_approve: bool) -> dict[str, Any]:
+    """Approve only if every rule of the group's policy passes on the version's evidence.
+
+    With `auto_approve=False` (e.g. a retraining started by a monitor) the version waits for a person.
+    """
     from tideml.pipelines import approve_if_policy_passes
 
+    if not auto_approve:
+        version = ws.registry.get_version(registered["ref"])
+        return {"ref": version.ref, "approved": 0, "status": version.status, "rules": []}
     return approve_if_policy_passes(ws, registered["ref"])
 
 
@@ -214,6 +220,7 @@ def autoclaims(
     max_abs_dppl: float = 0.1,
     group: str = GROUP,
     endpoint: str = "autoclaims",
+    auto_approve: bool = True,
 ) -> None:
     claim_rows = wrangle.with_options(name="wrangle_claims")(
         flow=str(FLOWS / "claims.flow.json"), data=claims, source="claims", run_time=EVENT_TIME
@@ -247,7 +254,7 @@ def autoclaims(
     )
     with gate.if_true():
         registered = register(candidate=candidate, group=group, min_auc=min_auc, max_abs_dppl=max_abs_dppl)
-        approval = approve(registered=registered)
+        approval = approve(registered=registered, auto_approve=auto_approve)
         approved = condition("approved_by_policy", "approved >= 1", metrics=approval)
         with approved.if_true():
             deploy(approval=approval, group=group, endpoint=endpoint)

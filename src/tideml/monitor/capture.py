@@ -443,16 +443,10 @@ def _normalise_serving(frame: pl.DataFrame, fmt: CaptureFormat, where: str) -> p
         out = sub["__out"]
         outputs = out.struct.unnest() if isinstance(out.dtype, pl.Struct) else pl.DataFrame({"output": out})
         outputs = outputs.select([c for c in outputs.columns if c != "reasons"])
-        parts.append(
-            pl.concat(
-                [
-                    sub.select([c for c in keep if c not in rows.columns]),
-                    rows,
-                    outputs.select([c for c in outputs.columns if c not in rows.columns]),
-                ],
-                how="horizontal",
-            )
-        )
+        kept = [c for c in keep if c not in rows.columns]
+        # The event's own fields (model_version, variant…) win over the same names in the response.
+        answer = [c for c in outputs.columns if c not in rows.columns and c not in kept]
+        parts.append(pl.concat([sub.select(kept), rows, outputs.select(answer)], how="horizontal"))
     if not parts:
         return frame.select(keep).clear()
     return pl.concat(parts, how="diagonal_relaxed") if len(parts) > 1 else parts[0]
