@@ -167,7 +167,6 @@ class FittedFlow:
         input_schemas: Mapping[str, Schema],
         states: list[StrictModel],
         *,
-        fitted_at: str | None = None,
         trust_custom_code: bool = False,
     ) -> None:
         _require_trust(flow, trust_custom_code)
@@ -179,7 +178,6 @@ class FittedFlow:
             )
         self.flow = flow
         self.input_schemas: dict[str, Schema] = {k: dict(v) for k, v in input_schemas.items()}
-        self.fitted_at = fitted_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self._trust = trust_custom_code
         self.steps: list[FittedStep] = []
         schemas: dict[str, Schema] = {k: dict(v) for k, v in self.input_schemas.items()}
@@ -233,7 +231,6 @@ class FittedFlow:
             "format": FITTED_FORMAT,
             "version": FITTED_VERSION,
             "tideml_version": tideml.__version__,
-            "fitted_at": self.fitted_at,
             "flow": self.flow.to_dict(),
             "flow_sha256": self.flow.sha256,
             "inputs": {name: _schema_pairs(schema) for name, schema in self.input_schemas.items()},
@@ -289,9 +286,8 @@ class FittedFlow:
                     f"state {i} is not for operator {step.op!r}", obj="fitted flow", field=f"states[{i}]"
                 )
             states.append(raw.get("state", {}))
-        fitted = cls(
-            flow, inputs, states, fitted_at=data.get("fitted_at"), trust_custom_code=trust_custom_code
-        )
+        # No fit timestamp in the file (lineage records when): the same fit is the same artifact.
+        fitted = cls(flow, inputs, states, trust_custom_code=trust_custom_code)
         recorded = data.get("outputs")
         if isinstance(recorded, Mapping):
             for name, pairs in recorded.items():

@@ -27,7 +27,7 @@ __all__ = ["export_script", "write_script"]
 _HEADER = '''#!/usr/bin/env python3
 """Standalone transformation for the fitted flow {name!r}, exported by tideml {version}.
 
-Fitted at {fitted_at}; flow sha256 {sha}.
+Flow sha256 {sha}.
 Needs only Polars (no tideml). Applies the fitted flow in inference mode, exactly as
 `FittedFlow.transform` does: training-only steps (balance, split) pass rows through.
 
@@ -166,7 +166,6 @@ def export_script(fitted: FittedFlow, *, script_name: str = "flow.py") -> str:
         _HEADER.format(
             name=fitted.name,
             version=tideml.__version__,
-            fitted_at=fitted.fitted_at,
             sha=fitted.flow.sha256,
             script=script_name,
             inputs=" ".join(f"--input {n}=PATH" for n in fitted.input_schemas),
