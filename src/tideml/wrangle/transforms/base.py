@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, NoReturn, TypeVar
@@ -206,7 +207,7 @@ P = TypeVar("P", bound=StepParams)
 S = TypeVar("S", bound=StrictModel)
 
 
-class Operator(Generic[P, S]):
+class Operator(ABC, Generic[P, S]):
     """One step: fit learns state; `source` is its batch code, `record` its per-record closure."""
 
     op: ClassVar[str]
@@ -229,27 +230,27 @@ class Operator(Generic[P, S]):
         """Frames the step writes."""
         return [self.into]
 
+    @abstractmethod
     def fit(self, frames: Mapping[str, pl.LazyFrame], schemas: Mapping[str, Schema]) -> S:
         """Validate the step against the schemas and learn its state from the frames."""
-        raise NotImplementedError
 
+    @abstractmethod
     def output_schemas(self, schemas: Mapping[str, Schema], state: S) -> dict[str, Schema]:
         """The schemas of the frames the step writes (validating params and state against the input)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def source(self, schemas: Mapping[str, Schema], state: S) -> list[str]:
         """Polars code (lines) over `frames` and `rt` that applies the fitted step in inference mode."""
-        raise NotImplementedError
 
+    @abstractmethod
     def record(self, schemas: Mapping[str, Schema], state: S) -> EnvFn:
         """A closure that applies the fitted step to one row per frame (None: the frame has no row)."""
-        raise NotImplementedError
 
     def apply_training(
         self, frames: dict[str, pl.DataFrame], schemas: Mapping[str, Schema], state: S, rt: Runtime
     ) -> dict[str, pl.DataFrame]:
         """Training-only operators: the whole-frame transformation run when `training=True`."""
-        raise NotImplementedError(f"{self.op} has no training-only behaviour")
+        raise TypeError(f"{self.op} has no training-only behaviour; only balance and split do")
 
 
 class RowOperator(Operator[P, S]):
