@@ -263,17 +263,17 @@ class RowOperator(Operator[P, S]):
         """Learn the state from the input frame; the default learns nothing."""
         return self.state_model()  # type: ignore[return-value]
 
+    @abstractmethod
     def frame_schema(self, schema: Schema, state: S) -> Schema:
         """The output schema."""
-        raise NotImplementedError
 
+    @abstractmethod
     def frame_source(self, schema: Schema, state: S) -> list[str]:
         """Polars code lines that rebind `lf` (the frame) to its transformed version."""
-        raise NotImplementedError
 
+    @abstractmethod
     def row_function(self, schema: Schema, state: S) -> RowFn:
         """A closure over one row dict; it may mutate and return the row, or return None to drop it."""
-        raise NotImplementedError
 
     def fit(self, frames: Mapping[str, pl.LazyFrame], schemas: Mapping[str, Schema]) -> S:
         schema = schemas[self.frame]
