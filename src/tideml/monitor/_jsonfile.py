@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -155,3 +156,18 @@ def line_of(text: str, loc: Loc) -> int | None:
     except RecursionError:
         return None
     return text.count("\n", 0, best[0]) + 1 if target else 1
+
+
+def json_safe(obj: Any) -> Any:
+    """A copy JSON can hold: NaN → null, ±inf → "Infinity"/"-Infinity" (the managed files' spelling)."""
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj

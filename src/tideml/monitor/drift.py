@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from tideml.monitor._jsonfile import json_safe
 from tideml.monitor._stats_math import chi2_sf, ks_pvalue
 from tideml.monitor.constraints import Constraints, DistributionConstraints, FeatureConstraint
 from tideml.monitor.statistics import DatasetStatistics, FeatureStatistics
@@ -252,22 +253,8 @@ class FeatureDrift:
 
     def to_json(self) -> dict[str, Any]:
         """Everything, JSON-ready (infinities as strings)."""
-        out: dict[str, Any] = _clean(asdict(self))
+        out: dict[str, Any] = json_safe(asdict(self))
         return out
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return None
-        if math.isinf(obj):
-            return "Infinity" if obj > 0 else "-Infinity"
-        return obj
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def _pick(override: Any, default: Any) -> Any:

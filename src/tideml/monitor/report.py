@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tideml.artifacts import atomic_write
+from tideml.monitor._jsonfile import json_safe
 from tideml.monitor.baseline import dumps
 from tideml.monitor.drift import FeatureDrift
 from tideml.monitor.run import MonitorResult
@@ -45,13 +46,13 @@ def run_files(
     files = {
         OUTPUT_FILES["violations"]: dumps(result.violations_json()),
         OUTPUT_FILES["statistics"]: dumps(result.statistics.to_json()),
-        OUTPUT_FILES["results"]: dumps(_finite(result.results_json())),
+        OUTPUT_FILES["results"]: dumps(json_safe(result.results_json())),
         OUTPUT_FILES["report"]: render_html(result, baseline, title=title, max_plots=max_plots).encode(
             "utf-8"
         ),
     }
     if result.model_quality is not None and result.model_quality.statistics is not None:
-        files[OUTPUT_FILES["model_quality"]] = dumps(_finite(result.model_quality.statistics))
+        files[OUTPUT_FILES["model_quality"]] = dumps(json_safe(result.model_quality.statistics))
     return files
 
 
@@ -69,20 +70,6 @@ def write_run_outputs(
         atomic_write(out / name, data)
         written[name] = out / name
     return written
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return None
-        if math.isinf(obj):
-            return "Infinity" if obj > 0 else "-Infinity"
-        return obj
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 # -- plots -------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from tideml.errors import Conflict, NotFound, TideError, ValidationError
 from tideml.lineage import ArtifactSpec, current_user
 from tideml.meta.models import utcnow
 from tideml.meta.monitor_tables import MonitorRow, MonitorRunRow
+from tideml.monitor._jsonfile import json_safe
 from tideml.monitor.baseline import FILES, Baseline, load_baseline, suggest_baseline
 from tideml.monitor.capture import Window, read_labels, read_window
 from tideml.monitor.report import OUTPUT_FILES, run_files
@@ -691,7 +692,7 @@ class MonitorService:
             row.rows = result.rows
             row.labelled_rows = labelled
             row.violations = len(result.violations)
-            row.summary = _json_safe(summary)
+            row.summary = json_safe(summary)
             row.outputs = outputs
             row.streak = streak
             row.pipeline_run = launched.run_id if launched else None
@@ -871,19 +872,3 @@ def _file_sha(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _json_safe(obj: Any) -> Any:
-    import math
-
-    if isinstance(obj, float):
-        return (
-            None
-            if math.isnan(obj)
-            else ("Infinity" if obj == math.inf else ("-Infinity" if obj == -math.inf else obj))
-        )
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
