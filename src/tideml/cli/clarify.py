@@ -58,9 +58,7 @@ def bias(
     """Pre-/post-training bias (and SHAP if configured); writes analysis.json and report.html."""
     out_dir = out or Path("clarify_output")
     with Workspace.open(workspace) as ws:
-        from tideml.clarify.service import ClarifyService
-
-        run = ClarifyService(ws).bias(
+        run = ws.clarify.bias(
             data,
             config,
             model=model,
@@ -120,9 +118,7 @@ def explain(
         )
     out_dir = out or Path("clarify_output")
     with Workspace.open(workspace) as ws:
-        from tideml.clarify.service import ClarifyService
-
-        run = ClarifyService(ws).explain(
+        run = ws.clarify.explain(
             data, model, config=config, method=method, max_rows=rows, out_dir=out_dir, progress=not json
         )
     e = run.output.explanation

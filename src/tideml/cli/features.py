@@ -32,13 +32,8 @@ ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="
 
 @contextmanager
 def _store(workspace: Path | None) -> Iterator[FeatureStore]:
-    with Workspace.open(workspace) as ws:
-        existing = getattr(ws, "features", None)
-        store = existing if isinstance(existing, FeatureStore) else FeatureStore(ws)
-        try:
-            yield store
-        finally:
-            store.close()
+    with Workspace.open(workspace) as ws:  # closing the workspace closes its feature store
+        yield ws.features
 
 
 def _parse_tags(tags: list[str] | None) -> dict[str, str]:

@@ -22,7 +22,6 @@ from tideml.monitor import (
     MonitorResult,
     MonitorRunOutcome,
     MonitorRunView,
-    MonitorService,
     TriggerSpec,
     parse_duration,
     write_run_outputs,
@@ -38,11 +37,6 @@ monitor_app = typer.Typer(
 )
 
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Do not show progress bars.")]
-
-
-def _service(ws: Workspace) -> MonitorService:
-    existing = ws.__dict__.get("monitor")
-    return existing if isinstance(existing, MonitorService) else MonitorService(ws)
 
 
 def _parse_kv(items: list[str], option: str) -> dict[str, Any]:
@@ -158,7 +152,7 @@ def baseline_cmd(
 ) -> None:
     """Profile training data and write a baseline (statistics, suggested constraints) to a folder."""
     with Workspace.open(workspace) as ws:
-        baseline, ref = _service(ws).suggest_baseline(
+        baseline, ref = ws.monitor.suggest_baseline(
             str(data),
             out_dir=out,
             label_column=label_column,
@@ -249,7 +243,7 @@ def create_cmd(
             checks=list(trigger_check or []),
         )
     with Workspace.open(workspace) as ws:
-        view = _service(ws).create(
+        view = ws.monitor.create(
             name,
             baseline=baseline,
             capture=capture,
@@ -304,7 +298,7 @@ def run_cmd(
 ) -> None:
     """Run a monitor now (the managed service could not); results are stored with lineage."""
     with Workspace.open(workspace) as ws:
-        svc = _service(ws)
+        svc = ws.monitor
         outcome = svc.run(
             name,
             window=data,
@@ -353,7 +347,7 @@ def check_cmd(
     """Check any data against a baseline folder, without a stored monitor."""
     base = load_baseline(baseline)
     with Workspace.open(workspace) as ws:
-        result = _service(ws).check(base, data, labels=labels, model=model)
+        result = ws.monitor.check(base, data, labels=labels, model=model)
     if out is not None:
         write_run_outputs(out, result, base.statistics, title=f"tide monitor check {data}")
     if json:
@@ -370,7 +364,7 @@ def check_cmd(
 def list_cmd(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
     """List monitors with their schedule and last run."""
     with Workspace.open(workspace) as ws:
-        svc = _service(ws)
+        svc = ws.monitor
         monitors = svc.list()
         last: dict[str, MonitorRunView | None] = {}
         for m in monitors:
@@ -432,7 +426,7 @@ def show_cmd(
 ) -> None:
     """Show a monitor, its recent runs and (optionally) the last run's violations."""
     with Workspace.open(workspace) as ws:
-        svc = _service(ws)
+        svc = ws.monitor
         view = svc.get(name)
         recent = svc.runs(name, limit=runs) if runs else []
         last_violations = (
@@ -459,7 +453,7 @@ def show_cmd(
 def delete_cmd(name: str, workspace: WorkspaceOption = None) -> None:
     """Delete a monitor and its run history (stored outputs and lineage stay)."""
     with Workspace.open(workspace) as ws:
-        _service(ws).delete(name)
+        ws.monitor.delete(name)
     console.print(f"deleted monitor {name}")
 
 
@@ -482,7 +476,7 @@ def serve_cmd(
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Workspace.open(workspace) as ws:
-            svc = _service(ws)
+            svc = ws.monitor
             if not once:
                 console.print(f"monitor scheduler on {ws.root} ({len(svc.list())} monitor(s)); Ctrl-C stops")
             n = svc.serve(

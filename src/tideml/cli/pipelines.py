@@ -140,7 +140,7 @@ def run(
 ) -> None:
     """Run a pipeline; unchanged steps come from the cache."""
     with Workspace.open(workspace) as ws:
-        svc = PipelineService(ws)
+        svc = ws.pipelines
         result = svc.run(
             pipeline,
             _parse_params(param or []),
@@ -169,7 +169,7 @@ def resume(
 ) -> None:
     """Finish a failed or killed run: finished steps are kept, the rest run."""
     with Workspace.open(workspace) as ws:
-        svc = PipelineService(ws)
+        svc = ws.pipelines
         result = svc.resume(
             run_id,
             executor=executor,
@@ -220,7 +220,7 @@ def list_(
 ) -> None:
     """Recent pipeline runs, newest first."""
     with Workspace.open(workspace) as ws:
-        runs = PipelineService(ws).list_runs(pipeline, limit=limit)
+        runs = ws.pipelines.list_runs(pipeline, limit=limit)
     if json:
         emit_json([r.to_json(steps=False) for r in runs])
         return
@@ -257,7 +257,7 @@ def show(
 ) -> None:
     """A run's steps: status, cached or executed, timings; or one step in detail."""
     with Workspace.open(workspace) as ws:
-        svc = PipelineService(ws)
+        svc = ws.pipelines
         view = svc.show(run_id)
         if step is None:
             if json:

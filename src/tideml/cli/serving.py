@@ -69,10 +69,9 @@ def deploy(
     json: JsonOption = False,
 ) -> None:
     """Deploy an endpoint serving approved registry versions."""
-    from tideml.serving.service import Endpoints
 
     with Workspace.open(workspace) as ws:
-        info = Endpoints(ws).deploy(
+        info = ws.endpoints.deploy(
             name,
             model,
             variants=[_variant(v) for v in variant] if variant else None,
@@ -102,10 +101,9 @@ def deploy(
 @endpoints_app.command("list")
 def list_(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
     """List deployed endpoints."""
-    from tideml.serving.service import Endpoints
 
     with Workspace.open(workspace) as ws:
-        infos = Endpoints(ws).list()
+        infos = ws.endpoints.list()
     if json:
         emit_json([i.to_dict() for i in infos])
         return
@@ -133,10 +131,9 @@ def describe(
     json: JsonOption = False,
 ) -> None:
     """Show an endpoint: configuration, what each variant serves now, where its features come from."""
-    from tideml.serving.service import Endpoints
 
     with Workspace.open(workspace) as ws:
-        data = Endpoints(ws).describe(name)
+        data = ws.endpoints.describe(name)
     if json:
         emit_json(data)
         return
@@ -167,10 +164,9 @@ def delete(
     json: JsonOption = False,
 ) -> None:
     """Delete an endpoint's configuration."""
-    from tideml.serving.service import Endpoints
 
     with Workspace.open(workspace) as ws:
-        Endpoints(ws).delete(name, reason=reason)
+        ws.endpoints.delete(name, reason=reason)
     if json:
         emit_json({"deleted": name})
     else:
@@ -260,10 +256,9 @@ def keys_create(
     json: JsonOption = False,
 ) -> None:
     """Create an API key; it is printed once and stored only as a sha256 hash."""
-    from tideml.serving.service import Endpoints
 
     with Workspace.open(workspace) as ws:
-        key, info = Endpoints(ws).create_key(name=name, endpoint=endpoint, rate_per_second=rate, burst=burst)
+        key, info = ws.endpoints.create_key(name=name, endpoint=endpoint, rate_per_second=rate, burst=burst)
     if json:
         emit_json({"key": key, **info.to_dict()})
     else:
@@ -280,10 +275,9 @@ def keys_list(
     json: JsonOption = False,
 ) -> None:
     """List API keys (ids and limits; never the keys)."""
-    from tideml.serving.service import Endpoints
 
     with Workspace.open(workspace) as ws:
-        keys = Endpoints(ws).list_keys(endpoint=endpoint, include_revoked=all_)
+        keys = ws.endpoints.list_keys(endpoint=endpoint, include_revoked=all_)
     if json:
         emit_json([k.to_dict() for k in keys])
         return
@@ -308,10 +302,9 @@ def keys_revoke(
     json: JsonOption = False,
 ) -> None:
     """Revoke an API key (servers stop accepting it within their poll interval)."""
-    from tideml.serving.service import Endpoints
 
     with Workspace.open(workspace) as ws:
-        info = Endpoints(ws).revoke_key(key_id)
+        info = ws.endpoints.revoke_key(key_id)
     if json:
         emit_json(info.to_dict())
     else:
