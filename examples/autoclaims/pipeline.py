@@ -117,13 +117,20 @@ def pre_training_bias(ws: Any, data: dict[str, Any], label: str) -> dict[str, An
 
 
 @step
-def tune(ws: Any, data: dict[str, Any], trials: int, seed: int) -> dict[str, Any]:
-    """Optuna TPE on cross-validated AUC, the article's fixed parameters as the baseline.
+def tune(ws: Any, data: dict[str, Any], trials: int, seed: int, cv_max_rows: int) -> dict[str, Any]:
+    """Optuna TPE, the article's fixed parameters as the baseline.
 
-    XGBoost threads are automatic (`n_jobs: 0`): one below 20k training rows, every core above.
+    The objective is 5-fold cross-validated AUC up to `cv_max_rows` dataset rows; above it, AUC on the
+    held-out validation split (one fit per trial instead of five: at 1M policies the validation split
+    holds ~150k policies, so the estimate is already tight). Either way test is untouched until the
+    refit. XGBoost threads are automatic (`n_jobs: 0`): one below 20k training rows, every core above.
     """
+    objective = "cv_auc" if data["rows"] <= cv_max_rows else "validation_auc"
     run = ws.train.tune(
-        data["sha256"], {"n_trials": trials, "seed": seed}, {"seed": seed, "n_jobs": 0}, progress=False
+        data["sha256"],
+        {"n_trials": trials, "seed": seed, "objective": objective},
+        {"seed": seed, "n_jobs": 0},
+        progress=False,
     )
     summary: dict[str, Any] = run.summary()
     return summary
@@ -224,6 +231,7 @@ def autoclaims(
     group: str = GROUP,
     endpoint: str = "autoclaims",
     auto_approve: bool = True,
+    cv_max_rows: int = 200_000,
 ) -> None:
     claim_rows = wrangle.with_options(name="wrangle_claims")(
         flow=str(FLOWS / "claims.flow.json"), data=claims, source="claims", run_time=EVENT_TIME
@@ -247,7 +255,7 @@ def autoclaims(
         claims=claims_group, customers=customers_group, labels=labels_group, at=EVENT_TIME + 1, label="fraud"
     )
     pre_bias = pre_training_bias(data=data, label="fraud")
-    tuned = tune(data=data, trials=trials, seed=seed)
+    tuned = tune(data=data, trials=trials, seed=seed, cv_max_rows=cv_max_rows)
     mitigated = mitigate(data=data, tuned=tuned, seed=seed)
     candidate = evaluation(mitigated=mitigated, pre_bias=pre_bias)
     gate = condition(

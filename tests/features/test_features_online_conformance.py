@@ -159,16 +159,19 @@ def test_redis_batch_read_is_one_round_trip(redis_prefix: str) -> None:
     store = RedisOnlineStore(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
     for i in range(100):
         put(store, "g", str(i), 1, i)
-    calls: list[str] = []
-    original = store._client.execute_command
+    store.read_many([("g", "0")])  # opens this thread's reading connection
+    conn = store._reader.conn
+    sent: list[bytes] = []
+    original = conn.send_packed_command
 
-    def counting(*args: object, **kwargs: object) -> object:
-        calls.append(str(args[0]))
-        return original(*args, **kwargs)
+    def counting(command: object, check_health: bool = True) -> None:
+        parts = command if isinstance(command, list) else [command]
+        sent.append(b"".join(bytes(p) for p in parts))
+        original(command, check_health=check_health)
 
-    store._client.execute_command = counting  # type: ignore[method-assign]
+    conn.send_packed_command = counting
     got = store.read_many([("g", str(i)) for i in range(100)])
-    assert calls == ["MGET"]
+    assert len(sent) == 1 and b"MGET" in sent[0]
     assert all(r is not None for r in got)
     store.close()
 

@@ -380,6 +380,11 @@ class FeatureStore:
             )
         return str(record_id)
 
+    def _id_keys(self, spec: FeatureGroupSpec, record_ids: Sequence[Any]) -> list[str]:
+        if spec.id_type is FeatureType.INTEGRAL and all(type(rid) is int for rid in record_ids):
+            return [str(rid) for rid in record_ids]  # the common case, without a check per id
+        return [self._id_key(spec, rid) for rid in record_ids]
+
     def _check_features(self, name: str, feature_names: Sequence[str]) -> FeatureGroupSpec:
         cached = self._cached(name)
         if not cached.names.issuperset(feature_names):
@@ -441,9 +446,8 @@ class FeatureStore:
                 raise ValidationError(
                     "the group has no online store", obj=f"feature group {group}", field="online.enabled"
                 )
-            for rid in ids:
-                keys.append((group, self._id_key(spec, rid)))
-                wanted.append(names)
+            keys += [(group, rid) for rid in self._id_keys(spec, ids)]
+            wanted += [names] * len(ids)
         now = time.time_ns() // 1000
         result = BatchGetResult()
         for key, names, stored in zip(keys, wanted, self.online.read_many(keys), strict=True):

@@ -85,7 +85,7 @@ def fit_booster(
     y_train: npt.NDArray[Any],
     hp: Hyperparameters,
     *,
-    X_validation: npt.NDArray[np.float32] | None = None,
+    X_validation: npt.NDArray[np.float32] | xgb.DMatrix | None = None,
     y_validation: npt.NDArray[Any] | None = None,
     weights: FloatArray | None = None,
     seed: int = 0,
@@ -94,7 +94,11 @@ def fit_booster(
     feature_types: Sequence[str] | None = None,
     callbacks: Sequence[xgb.callback.TrainingCallback] = (),
 ) -> tuple[xgb.Booster, dict[str, Any]]:
-    """Fit one booster; early-stop on the validation rows if given; return it cut to its best round."""
+    """Fit one booster; early-stop on the validation rows if given; return it cut to its best round.
+
+    The validation rows may come as a DMatrix (labelled): a callback that predicts on that same
+    object then reads XGBoost's per-round prediction cache instead of running the whole model.
+    """
     names = list(feature_names) if feature_names is not None else None
     types = [_XGB_TYPES.get(t, t) for t in feature_types] if feature_types is not None else None
     dtrain = xgb.DMatrix(X_train, label=y_train, weight=weights, feature_names=names, feature_types=types)
@@ -104,12 +108,12 @@ def fit_booster(
     evals: list[tuple[xgb.DMatrix, str]] = []
     stopping = None
     if X_validation is not None and y_validation is not None:
-        evals = [
-            (
-                xgb.DMatrix(X_validation, label=y_validation, feature_names=names, feature_types=types),
-                "validation",
-            )
-        ]
+        dval = (
+            X_validation
+            if isinstance(X_validation, xgb.DMatrix)
+            else xgb.DMatrix(X_validation, label=y_validation, feature_names=names, feature_types=types)
+        )
+        evals = [(dval, "validation")]
         stopping = hp.early_stopping_rounds
     booster = xgb.train(
         params,

@@ -281,17 +281,21 @@ def _hyperparameters(base: Hyperparameters, params: dict[str, Any]) -> Hyperpara
 
 
 class _PruneOnValidation(xgb.callback.TrainingCallback):
-    """Report validation AUC every few rounds; stop training when Optuna says the trial is weak."""
+    """Report validation AUC every few rounds; stop training when Optuna says the trial is weak.
 
-    def __init__(self, trial: optuna.Trial, X: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> None:
+    It predicts on the DMatrix XGBoost also evaluates each round, so the margins come from XGBoost's
+    prediction cache (one new tree per round) rather than from the whole model each time.
+    """
+
+    def __init__(self, trial: optuna.Trial, validation: xgb.DMatrix, y: np.ndarray[Any, Any]) -> None:
         super().__init__()
-        self.trial, self.X, self.y = trial, X, y
+        self.trial, self.validation, self.y = trial, validation, y
         self.pruned = False
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         if (epoch + 1) % _PRUNE_REPORT_EVERY:
             return False
-        auc = float(roc_auc_score(self.y, model.inplace_predict(self.X, validate_features=False)))
+        auc = float(roc_auc_score(self.y, model.predict(self.validation, output_margin=True)))
         self.trial.report(auc, epoch + 1)
         self.pruned = self.trial.should_prune()
         return self.pruned
@@ -326,12 +330,13 @@ def _objective_value(
         )
         return cv.fold_auc_mean, {"fold_auc": cv.fold_auc[0], "oof_auc": cv.oof_auc[0]}
     X_val, y_val = matrix.X[split.validation], matrix.y[split.validation]
-    callback = _PruneOnValidation(trial, X_val, y_val) if (trial is not None and spec.pruning) else None
+    dval = xgb.DMatrix(X_val, label=y_val)
+    callback = _PruneOnValidation(trial, dval, y_val) if (trial is not None and spec.pruning) else None
     booster, info = fit_booster(
         matrix.X[split.train],
         matrix.y[split.train],
         hp,
-        X_validation=X_val,
+        X_validation=dval,
         y_validation=y_val,
         seed=train_spec.seed,
         nthread=nthread,

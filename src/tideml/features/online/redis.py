@@ -8,6 +8,8 @@ Event times are offset by 10^16 microseconds so they are positive and compare as
 newer-event-time-wins rule runs inside Redis as a Lua script (read, compare, write in one atomic step),
 so concurrent writers never let an older record overwrite a newer one. TTL uses Redis' own expiry
 (`SET … PXAT`), and is also checked on read. A batch read across groups is one MGET: one round trip.
+Reads go over a connection each thread keeps for itself (no pool checkout per call): a single-id read
+is one GET and little else, which is what the online path's latency is made of.
 
 The key prefix (default `tide:fs:`) can be set with `?prefix=…` in the URL, so several workspaces (or
 test runs) can share one Redis database.
@@ -15,6 +17,7 @@ test runs) can share one Redis database.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -104,6 +107,7 @@ class RedisOnlineStore(OnlineStore):
             raise ConfigError(
                 str(exc), obj="online store", field="url", fix="use redis://host:6379/0"
             ) from exc
+        self._reader = threading.local()
         self._write = self._client.register_script(_WRITE_LUA)
         self._hard_delete = self._client.register_script(_HARD_DELETE_LUA)
 
@@ -144,14 +148,27 @@ class RedisOnlineStore(OnlineStore):
             applied += int(result)
         return applied
 
+    def _read(self, *command: str) -> Any:
+        """One read command on this thread's own connection (reconnected on the next call if lost)."""
+        conn = getattr(self._reader, "conn", None)
+        if conn is None:
+            conn = self._reader.conn = self._call(self._client.connection_pool.get_connection)
+        try:
+            conn.send_packed_command(conn.pack_command(*command), check_health=False)
+            return conn.read_response()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            conn.disconnect()
+            raise self._unavailable(exc) from exc
+
     def read(self, group: str, record_id: str) -> StoredRecord | None:
-        raw = self._call(self._client.get, self._key(group, record_id))
+        raw = self._read("GET", self._key(group, record_id))
         return None if raw is None else _decode(raw)
 
     def read_many(self, keys: Sequence[tuple[str, str]]) -> list[StoredRecord | None]:
         if not keys:
             return []
-        raws = self._call(self._client.mget, [self._key(g, rid) for g, rid in keys])
+        prefix = self.prefix
+        raws = self._read("MGET", *[f"{prefix}{g}:{rid}" for g, rid in keys])
         return [None if raw is None else _decode(raw) for raw in raws]
 
     def hard_delete(self, group: str, record_id: str, event_us: int) -> bool:
@@ -177,4 +194,5 @@ class RedisOnlineStore(OnlineStore):
         return len(self._scan_keys(group))
 
     def close(self) -> None:
+        self._client.connection_pool.disconnect()  # the readers' connections too
         self._client.close()
