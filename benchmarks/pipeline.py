@@ -65,6 +65,8 @@ def main() -> None:
             again = run_pipeline(ws, example.autoclaims, params, executor=args.executor, progress=False)
             rerun = time.perf_counter() - t0
             steps = ws.pipelines.show(first.run_id).steps
+            metrics = first.output(ws, "evaluation")["metrics"]
+            tuned = first.output(ws, "tune")
     table = Table(title=f"auto-claims pipeline, {label} policies, {args.trials} trials, {args.executor}")
     for col in ("run", "status", "steps executed", "wall time (s)", "target"):
         table.add_column(col)
@@ -77,6 +79,13 @@ def main() -> None:
     for step in steps:
         timings.add_row(step.step, step.status, f"{step.duration_s or 0:.2f}")
     console.print(timings)
+    quality = Table("candidate (SMOTE model, tuned parameters)", "value", title="what the run produced")
+    quality.add_row(
+        "tuning objective", f"{tuned['objective']} ({tuned['complete']} complete, {tuned['pruned']} pruned)"
+    )
+    for key in ("test_auc", "test_pr_auc", "test_f1", "dppl", "baseline_test_auc", "baseline_dppl"):
+        quality.add_row(key, f"{metrics[key]:.4f}")
+    console.print(quality)
 
 
 if __name__ == "__main__":
