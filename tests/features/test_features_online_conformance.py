@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from tideml.errors import ValidationError
+from tideml.errors import StoreUnavailable, ValidationError
 from tideml.features.online import OnlineStore, WriteBatch, decode_payload, encode_payload, open_online_store
 
 
@@ -162,16 +163,25 @@ def test_redis_batch_read_is_one_round_trip(redis_prefix: str) -> None:
     store.read_many([("g", "0")])  # opens this thread's reading connection
     conn = store._reader.conn
     sent: list[bytes] = []
-    original = conn.send_packed_command
 
-    def counting(command: object, check_health: bool = True) -> None:
-        parts = command if isinstance(command, list) else [command]
-        sent.append(b"".join(bytes(p) for p in parts))
-        original(command, check_health=check_health)
+    class CountingSocket:
+        def __init__(self, sock: Any) -> None:
+            self._sock = sock
 
-    conn.send_packed_command = counting
-    got = store.read_many([("g", str(i)) for i in range(100)])
-    assert len(sent) == 1 and b"MGET" in sent[0]
+        def sendall(self, data: bytes) -> None:
+            sent.append(data)
+            self._sock.sendall(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._sock, name)
+
+    real = conn._sock
+    conn._sock = CountingSocket(real)
+    try:
+        got = store.read_many([("g", str(i)) for i in range(100)])
+    finally:
+        conn._sock = real
+    assert len(sent) == 1 and sent[0].startswith(b"*101\r\n$4\r\nMGET")
     assert all(r is not None for r in got)
     store.close()
 
@@ -188,9 +198,36 @@ def test_redis_ttl_sets_native_expiry(redis_prefix: str) -> None:
     store.close()
 
 
-def test_unreachable_redis_is_a_clear_error() -> None:
-    from tideml.errors import StoreUnavailable
+@pytest.mark.redis
+@pytest.mark.parametrize("spin", ["0", "100"])
+def test_redis_reader_survives_errors_and_lost_connections(redis_prefix: str, spin: str) -> None:
+    """A reply error or a dropped connection costs that call only; the next read works."""
+    import redis
 
+    store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}&read_spin_us={spin}")
+    put(store, "g", "1", 5, "x")
+    admin = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+    admin.rpush(f"{redis_prefix}g:list", "not a record")
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        store.read("g", "list")
+    assert store.read("g", "1") is not None
+    store._reader.conn._sock.close()  # type: ignore[attr-defined]  # the connection dies under the reader
+    with pytest.raises(StoreUnavailable):
+        store.read("g", "1")
+    got = store.read("g", "1")
+    assert got is not None and got.event_us == 5
+    assert [r is not None for r in store.read_many([("g", "1"), ("g", "2")])] == [True, False]
+    store.close()
+
+
+def test_redis_read_spin_must_be_whole_microseconds() -> None:
+    from tideml.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="read_spin_us"):
+        open_online_store("redis://127.0.0.1:6379/15?read_spin_us=fast")
+
+
+def test_unreachable_redis_is_a_clear_error() -> None:
     store = open_online_store("redis://127.0.0.1:1/0")
     with pytest.raises(StoreUnavailable, match="TIDE_ONLINE_STORE_URL"):
         store.ping()
