@@ -89,6 +89,30 @@ def test_a_batch_is_invisible_until_committed_and_gone_after_abort(tmp_path: Pat
     assert len(store.files("g")) == 1
 
 
+def test_a_write_failing_halfway_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files already renamed into their partitions belong to the transaction; staging is cleaned."""
+    store = OfflineStore(tmp_path)
+    calls = {"n": 0}
+    real_replace = os.replace
+
+    def failing_replace(src: object, dst: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    hours = [h * 3600 for h in range(5)]
+    with pytest.raises(OSError, match="disk full"), store.begin(SPEC) as txn:
+        txn.write(frame([1, 2, 3, 4, 5], hours, [1, 2, 3, 4, 5]), api_invocation_us=1)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert store.files("g") == []
+    assert [p for p in (tmp_path / "g").rglob("*") if p.is_file() and p.suffix == ".parquet"] == []
+    assert not (tmp_path / "g" / "_staging").exists() or not any((tmp_path / "g" / "_staging").iterdir())
+
+
 def test_schema_evolution_reads_old_files_with_nulls(tmp_path: Path) -> None:
     store = OfflineStore(tmp_path)
     store.append(SPEC, frame([1], [0], [5]))
