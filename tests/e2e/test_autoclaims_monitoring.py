@@ -26,9 +26,11 @@ def test_drifted_traffic_starts_a_retraining_run(workspace: Workspace, article_d
         "claims": str(article_data / "claims.csv"),
         "customers": str(article_data / "customers.csv"),
         "trials": 3,
+        "cv_max_rows": 1000,  # tune as at scale: one fit per trial, scored on the validation split
     }
     first = run_pipeline(workspace, example.autoclaims, params, executor="inline", progress=False)
     assert first.status == "Succeeded"
+    assert first.output(workspace, "tune")["objective"] == "validation_auc"
     data = pl.read_parquet(workspace.artifacts.local_path(first.output(workspace, "dataset")["sha256"]))
     features = [c for c in data.columns if c not in ("policy_id", "fraud")]
     _, baseline = workspace.monitor.suggest_baseline(data.select(features))

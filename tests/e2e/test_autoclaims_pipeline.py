@@ -40,6 +40,7 @@ def test_autoclaims_pipeline_registers_an_approved_model_with_full_lineage(
     dataset = first.output(workspace, "dataset")
     assert dataset["rows"] == 5000  # one row per policy: the article's join gave 4x
     assert "fraud" in dataset["columns"]
+    assert first.output(workspace, "tune")["objective"] == "cv_auc"  # 5,000 rows: below cv_max_rows
 
     version = workspace.registry.get_version("autoclaims-fraud/1")
     assert version.status == "Approved"

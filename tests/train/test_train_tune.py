@@ -103,6 +103,41 @@ def test_pruning_stops_weak_trials(article_frame: pl.DataFrame) -> None:
             assert t.value is None and len(t.metrics) == 0
 
 
+def test_validation_pruning_reports_the_auc_of_the_model_so_far() -> None:
+    """The pruning callback reads XGBoost's prediction cache; it must see what the model predicts."""
+    import numpy as np
+    import optuna
+    import xgboost as xgb
+    from sklearn.metrics import roc_auc_score
+
+    from tideml.train.spec import Hyperparameters
+    from tideml.train.trainer import fit_booster
+    from tideml.train.tune import _PruneOnValidation
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 5)).astype(np.float32)
+    y = (X[:, 0] + rng.normal(size=3000) > 1).astype(np.float32)
+    Xv = rng.normal(size=(1000, 5)).astype(np.float32)
+    yv = (Xv[:, 0] + rng.normal(size=1000) > 1).astype(np.float32)
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    trial = study.ask()
+    dval = xgb.DMatrix(Xv, label=yv)
+    hp = Hyperparameters(num_round=30, early_stopping_rounds=None, eta=0.3)
+    booster, _ = fit_booster(
+        X,
+        y,
+        hp,
+        X_validation=dval,
+        y_validation=yv,
+        nthread=1,
+        callbacks=[_PruneOnValidation(trial, dval, yv)],
+    )
+    reported = study._storage.get_trial(trial._trial_id).intermediate_values
+    assert sorted(reported) == [10, 20, 30]
+    for rounds, value in reported.items():
+        assert value == pytest.approx(roc_auc_score(yv, booster[:rounds].inplace_predict(Xv)), abs=1e-9)
+
+
 def test_warm_start_and_parallel_trials(article_frame: pl.DataFrame) -> None:
     first = tune(article_frame, _spec(n_trials=4, baseline=None), TRAIN, progress=False)
     second = tune(
