@@ -1,6 +1,10 @@
-"""Golden tests: `compat="smclarify"` against smclarify 0.5 itself, run in its own environment
-(/work/main/.venv-peers, pandas<3) on frames that trigger its documented quirks. Skipped when that
-environment is absent (it is a benchmark peer, never a runtime dependency)."""
+"""Golden tests: `compat="smclarify"` against smclarify 0.5, on frames that trigger its documented quirks.
+
+smclarify is a benchmark peer, never a runtime dependency: it lives in its own environment
+(.venv-peers, pandas<3). Its answers on these cases are frozen in `fixtures/smclarify_0.5_golden.json`
+(the input frames and its analysis), which every run compares against; where smclarify is installed,
+a second test re-runs it and checks the fixture is still what it says. Regenerate with
+`python tests/clarify/test_clarify_smclarify_oracle.py` (needs .venv-peers)."""
 
 from __future__ import annotations
 
@@ -53,7 +57,10 @@ def smclarify_available() -> bool:
     return probe.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(not smclarify_available(), reason=f"smclarify environment {PEERS} is absent")
+needs_smclarify = pytest.mark.skipif(
+    not smclarify_available(), reason=f"smclarify environment {PEERS} is absent"
+)
+FIXTURE = Path(__file__).parent / "fixtures" / "smclarify_0.5_golden.json"
 
 
 def cases() -> list[dict[str, Any]]:
@@ -146,8 +153,7 @@ def ours(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_compat_mode_equals_smclarify() -> None:
-    all_cases = cases()
+def run_smclarify(all_cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     proc = subprocess.run(
         [str(PEERS), "-c", SCRIPT],
         input=json.dumps(all_cases),
@@ -157,7 +163,12 @@ def test_compat_mode_equals_smclarify() -> None:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    theirs_all = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: list[dict[str, Any]] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def compare(all_cases: list[dict[str, Any]], theirs_all: list[dict[str, Any]]) -> int:
+    """Assert our compat output equals smclarify's, metric by metric; return how many were compared."""
     compared = 0
     for case, theirs in zip(all_cases, theirs_all, strict=True):
         mine = ours(case)
@@ -183,6 +194,32 @@ def test_compat_mode_equals_smclarify() -> None:
                             t,
                         )
                     compared += 1
-    assert compared > 150
-    ft = next(e for e in ours(all_cases[6])["post"][0]["metrics"] if e["name"] == "FT")
+    return compared
+
+
+def test_compat_mode_equals_smclarify_frozen_answers() -> None:
+    golden = json.loads(FIXTURE.read_text())
+    assert compare(golden["cases"], golden["smclarify"]) > 150
+    ft = next(e for e in ours(golden["cases"][6])["post"][0]["metrics"] if e["name"] == "FT")
     assert isinstance(ft["value"], float) and ft["value"] != 0.0  # FT was compared as a number
+
+
+@needs_smclarify
+def test_frozen_answers_are_what_smclarify_says() -> None:
+    golden = json.loads(FIXTURE.read_text())
+    assert run_smclarify(golden["cases"]) == golden["smclarify"]
+
+
+@needs_smclarify
+def test_compat_mode_equals_smclarify_on_fresh_cases() -> None:
+    all_cases = cases()
+    assert compare(all_cases, run_smclarify(all_cases)) > 150
+
+
+if __name__ == "__main__":  # regenerate the fixture
+    frozen = cases()
+    FIXTURE.parent.mkdir(exist_ok=True)
+    FIXTURE.write_text(
+        json.dumps({"smclarify_version": "0.5", "cases": frozen, "smclarify": run_smclarify(frozen)})
+    )
+    print(f"wrote {FIXTURE} ({FIXTURE.stat().st_size:,} bytes)")
