@@ -220,6 +220,29 @@ def test_redis_reader_survives_errors_and_lost_connections(redis_prefix: str, sp
     store.close()
 
 
+@pytest.mark.redis
+def test_redis_reader_in_a_forked_child_opens_its_own_connection(redis_prefix: str) -> None:
+    import os
+
+    store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
+    put(store, "g", "1", 5, "x")
+    assert store.read("g", "1") is not None  # the parent's reader is open
+    parent_port = store._reader.conn._sock.getsockname()[1]  # type: ignore[attr-defined]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe and its exit code
+        ok = all(store.read("g", "1") is not None for _ in range(50))
+        os.write(write_end, str(store._reader.conn._sock.getsockname()[1]).encode())  # type: ignore[attr-defined]
+        os._exit(0 if ok else 1)
+    os.close(write_end)
+    child_port = int(os.read(read_end, 32))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child_port != parent_port  # not the parent's socket, shared by accident
+    assert all(store.read("g", "1") is not None for _ in range(50))  # and the parent's still works
+    store.close()
+
+
 def test_redis_read_spin_must_be_whole_microseconds() -> None:
     from tideml.errors import ConfigError
 

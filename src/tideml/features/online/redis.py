@@ -21,6 +21,7 @@ test runs) can share one Redis database.
 
 from __future__ import annotations
 
+import os
 import select
 import threading
 import time
@@ -92,10 +93,11 @@ def _pack(*args: bytes) -> bytes:
 
 
 class _ThreadReader(threading.local):
-    """One thread's reading connection and reply parser."""
+    """One thread's reading connection and reply parser (and the process that opened them)."""
 
     conn: Any = None
     parser: Any = None
+    pid: int = 0
 
 
 def _glob_escape(text: str) -> str:
@@ -180,8 +182,9 @@ class RedisOnlineStore(OnlineStore):
         """Send one packed read command on this thread's connection and return its reply."""
         local = self._reader
         try:
-            if local.conn is None:
+            if local.conn is None or local.pid != os.getpid():  # a forked child opens its own
                 local.conn = self._client.connection_pool.get_connection()
+                local.parser, local.pid = None, os.getpid()
             conn = local.conn
             conn.connect()  # no-op when connected; redis-py's handshake (AUTH, SELECT) otherwise
             sock = conn._sock
