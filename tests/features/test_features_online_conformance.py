@@ -160,8 +160,8 @@ def test_redis_batch_read_is_one_round_trip(redis_prefix: str) -> None:
     store = RedisOnlineStore(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
     for i in range(100):
         put(store, "g", str(i), 1, i)
-    store.read_many([("g", "0")])  # opens this thread's reading connection
-    conn = store._reader.conn
+    store.read_many([("g", "0")])  # opens a reading connection, idle again after the read
+    conn = store._idle[-1].conn
     sent: list[bytes] = []
 
     class CountingSocket:
@@ -198,26 +198,81 @@ def test_redis_ttl_sets_native_expiry(redis_prefix: str) -> None:
     store.close()
 
 
-@pytest.mark.redis
-@pytest.mark.parametrize("spin", ["0", "100"])
-def test_redis_reader_survives_errors_and_lost_connections(redis_prefix: str, spin: str) -> None:
-    """A reply error or a dropped connection costs that call only; the next read works."""
+def _server_kills_idle_reads(redis_prefix: str) -> None:
+    """Close, from the server side, every connection of this test's clients (as a restart would)."""
     import redis
 
-    store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}&read_spin_us={spin}")
+    admin = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+    me = admin.client_id()
+    for client in admin.client_list():
+        if client.get("name") == redis_prefix and int(client["id"]) != me:
+            admin.client_kill_filter(_id=client["id"])
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("spin", ["0", "100"])
+def test_redis_reads_survive_reply_errors_and_closed_connections(redis_prefix: str, spin: str) -> None:
+    """A reply error costs that call only; a connection the server closed while idle is replaced."""
+    import redis
+
+    url = f"redis://127.0.0.1:6379/15?prefix={redis_prefix}&read_spin_us={spin}&client_name={redis_prefix}"
+    store = open_online_store(url)
     put(store, "g", "1", 5, "x")
     admin = redis.Redis.from_url("redis://127.0.0.1:6379/15")
     admin.rpush(f"{redis_prefix}g:list", "not a record")
     with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
         store.read("g", "list")
     assert store.read("g", "1") is not None
-    store._reader.conn._sock.close()  # type: ignore[attr-defined]  # the connection dies under the reader
-    with pytest.raises(StoreUnavailable):
-        store.read("g", "1")
-    got = store.read("g", "1")
+    _server_kills_idle_reads(redis_prefix)
+    got = store.read("g", "1")  # the killed idle connection is retried once on a new one
     assert got is not None and got.event_us == 5
+    _server_kills_idle_reads(redis_prefix)
     assert [r is not None for r in store.read_many([("g", "1"), ("g", "2")])] == [True, False]
     store.close()
+
+
+def test_redis_reads_from_an_unreachable_server_are_a_clear_error() -> None:
+    store = open_online_store("redis://127.0.0.1:1/0")
+    with pytest.raises(StoreUnavailable, match="TIDE_ONLINE_STORE_URL"):
+        store.read("g", "1")
+
+
+@pytest.mark.redis
+def test_redis_reads_keep_one_connection_per_concurrent_reader(redis_prefix: str) -> None:
+    """Short-lived threads return their connection: 50 threads one after another need one."""
+    store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
+    put(store, "g", "1", 5, "x")
+    for _ in range(50):
+        worker = threading.Thread(target=store.read, args=("g", "1"))
+        worker.start()
+        worker.join()
+    assert len(store._idle) == 1  # type: ignore[attr-defined]
+    store.close()
+
+
+@pytest.mark.redis
+def test_redis_reads_work_with_socket_numbers_above_1024(redis_prefix: str) -> None:
+    """select() cannot watch a descriptor >= 1024; a busy server has that many files open."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard limit on open files is {hard}")
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (max(soft, 1200) if soft != resource.RLIM_INFINITY else soft, hard)
+    )
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
+        put(store, "g", "1", 5, "x")
+        assert store.read("g", "1") is not None
+        assert store._idle[-1].conn._sock.fileno() >= 1024  # type: ignore[attr-defined]
+        store.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.mark.redis
@@ -226,13 +281,13 @@ def test_redis_reader_in_a_forked_child_opens_its_own_connection(redis_prefix: s
 
     store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
     put(store, "g", "1", 5, "x")
-    assert store.read("g", "1") is not None  # the parent's reader is open
-    parent_port = store._reader.conn._sock.getsockname()[1]  # type: ignore[attr-defined]
+    assert store.read("g", "1") is not None  # the parent's reading connection is open (and idle)
+    parent_port = store._idle[-1].conn._sock.getsockname()[1]  # type: ignore[attr-defined]
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe and its exit code
         ok = all(store.read("g", "1") is not None for _ in range(50))
-        os.write(write_end, str(store._reader.conn._sock.getsockname()[1]).encode())  # type: ignore[attr-defined]
+        os.write(write_end, str(store._idle[-1].conn._sock.getsockname()[1]).encode())  # type: ignore[attr-defined]
         os._exit(0 if ok else 1)
     os.close(write_end)
     child_port = int(os.read(read_end, 32))

@@ -8,12 +8,14 @@ Event times are offset by 10^16 microseconds so they are positive and compare as
 newer-event-time-wins rule runs inside Redis as a Lua script (read, compare, write in one atomic step),
 so concurrent writers never let an older record overwrite a newer one. TTL uses Redis' own expiry
 (`SET … PXAT`), and is also checked on read. A batch read across groups is one MGET: one round trip.
-Reads (GET, MGET) are the online path's latency, so they skip redis-py's per-call machinery: each thread
-keeps its own connection (opened and authenticated by redis-py), writes the command bytes itself and
-parses the reply with hiredis. After sending, a read spins on the socket for up to `read_spin_us`
-(default 100, `?read_spin_us=0` to turn it off) before it sleeps: on a virtual machine an idle vCPU
-takes 50-80 us to wake up, more than the loopback round trip itself, and spinning keeps the reader's
-vCPU awake for the reply (bounded: a slow reply falls back to a blocking read).
+Reads (GET, MGET) are the online path's latency, so they skip redis-py's per-call machinery: a read
+takes an idle connection (opened and authenticated by redis-py) from the store's own free list, writes
+the command bytes itself, parses the reply with hiredis and puts the connection back. After sending,
+it spins on the socket for up to `read_spin_us` (default 100, `?read_spin_us=0` to turn it off) before
+it sleeps: on a virtual machine an idle vCPU takes tens of microseconds to wake, more than the loopback
+round trip itself, and spinning keeps the reader's vCPU awake for the reply (bounded: a slow reply
+falls back to a blocking read). GET and MGET are safe to repeat, so a read on an idle connection the
+server has since closed (restart, `timeout`, failover) is retried once on a new one.
 
 The key prefix (default `tide:fs:`) can be set with `?prefix=…` in the URL, so several workspaces (or
 test runs) can share one Redis database.
@@ -23,9 +25,10 @@ from __future__ import annotations
 
 import os
 import select
-import threading
 import time
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -92,12 +95,23 @@ def _pack(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
 
 
-class _ThreadReader(threading.local):
-    """One thread's reading connection and reply parser (and the process that opened them)."""
+@dataclass
+class _Reader:
+    """A connection kept for reads, its reply parser, and the process that opened it."""
 
-    conn: Any = None
-    parser: Any = None
-    pid: int = 0
+    conn: Any
+    parser: Any
+    poller: Any
+    pid: int
+    used: bool = False
+
+
+_CONNECTION_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+    hiredis.ProtocolError,
+)
 
 
 def _glob_escape(text: str) -> str:
@@ -137,7 +151,7 @@ class RedisOnlineStore(OnlineStore):
             raise ConfigError(
                 str(exc), obj="online store", field="url", fix="use redis://host:6379/0"
             ) from exc
-        self._reader = _ThreadReader()
+        self._idle: deque[_Reader] = deque()  # append/pop are atomic: no lock
         self._write = self._client.register_script(_WRITE_LUA)
         self._hard_delete = self._client.register_script(_HARD_DELETE_LUA)
 
@@ -178,41 +192,58 @@ class RedisOnlineStore(OnlineStore):
             applied += int(result)
         return applied
 
-    def _read(self, command: bytes) -> Any:
-        """Send one packed read command on this thread's connection and return its reply."""
-        local = self._reader
-        try:
-            if local.conn is None or local.pid != os.getpid():  # a forked child opens its own
-                local.conn = self._client.connection_pool.get_connection()
-                local.parser, local.pid = None, os.getpid()
-            conn = local.conn
-            conn.connect()  # no-op when connected; redis-py's handshake (AUTH, SELECT) otherwise
-            sock = conn._sock
-            sock.sendall(command)
-            if self._spin_ns:
-                deadline = time.perf_counter_ns() + self._spin_ns
-                while not select.select((sock,), (), (), 0)[0] and time.perf_counter_ns() < deadline:
-                    pass
-            parser = local.parser = local.parser or hiredis.Reader()
-            while (reply := parser.gets()) is False:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise redis.exceptions.ConnectionError("Redis closed the connection")
-                parser.feed(chunk)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            self._drop_reader()
-            raise self._unavailable(exc) from exc
-        except BaseException:  # a half-read reply would poison the connection
-            self._drop_reader()
-            raise
-        if isinstance(reply, hiredis.ReplyError):
-            raise redis.exceptions.ResponseError(str(reply))
+    def _take_reader(self) -> _Reader:
+        pid = os.getpid()
+        while self._idle:
+            try:
+                reader = self._idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if reader.pid == pid:
+                return reader
+            # a forked child must not use its parent's socket: forget it (the parent still owns it)
+        conn = self._call(self._client.connection_pool.get_connection)  # connected and authenticated
+        poller = select.poll()
+        poller.register(conn._sock, select.POLLIN)
+        return _Reader(conn, hiredis.Reader(), poller, pid)
+
+    def _discard(self, reader: _Reader) -> None:
+        reader.conn.disconnect()
+        self._client.connection_pool.release(reader.conn)
+
+    def _exchange(self, reader: _Reader, command: bytes) -> Any:
+        sock = reader.conn._sock
+        sock.sendall(command)
+        if self._spin_ns:
+            deadline = time.perf_counter_ns() + self._spin_ns
+            while not reader.poller.poll(0) and time.perf_counter_ns() < deadline:
+                pass
+        while (reply := reader.parser.gets()) is False:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise redis.exceptions.ConnectionError("Redis closed the connection")
+            reader.parser.feed(chunk)
         return reply
 
-    def _drop_reader(self) -> None:
-        if self._reader.conn is not None:
-            self._reader.conn.disconnect()
-        self._reader.parser = None
+    def _read(self, command: bytes) -> Any:
+        """Send one packed read command (GET or MGET: safe to repeat) and return its reply."""
+        while True:
+            reader = self._take_reader()
+            try:
+                reply = self._exchange(reader, command)
+            except _CONNECTION_ERRORS as exc:
+                self._discard(reader)
+                if reader.used:  # the server closed it while it was idle: once more, on a new one
+                    continue
+                raise self._unavailable(exc) from exc
+            except BaseException:  # a half-read reply would poison the connection
+                self._discard(reader)
+                raise
+            reader.used = True
+            self._idle.append(reader)
+            if isinstance(reply, hiredis.ReplyError):
+                raise redis.exceptions.ResponseError(str(reply))
+            return reply
 
     def read(self, group: str, record_id: str) -> StoredRecord | None:
         raw = self._read(_pack(b"GET", self._key(group, record_id).encode()))
@@ -221,8 +252,7 @@ class RedisOnlineStore(OnlineStore):
     def read_many(self, keys: Sequence[tuple[str, str]]) -> list[StoredRecord | None]:
         if not keys:
             return []
-        prefix = self.prefix
-        raws = self._read(_pack(b"MGET", *[f"{prefix}{g}:{rid}".encode() for g, rid in keys]))
+        raws = self._read(_pack(b"MGET", *[self._key(g, rid).encode() for g, rid in keys]))
         return [None if raw is None else _decode(raw) for raw in raws]
 
     def hard_delete(self, group: str, record_id: str, event_us: int) -> bool:
@@ -248,5 +278,6 @@ class RedisOnlineStore(OnlineStore):
         return len(self._scan_keys(group))
 
     def close(self) -> None:
+        self._idle.clear()
         self._client.connection_pool.disconnect()  # the readers' connections too
         self._client.close()
