@@ -97,8 +97,11 @@ def test_a_write_failing_halfway_leaves_no_file_behind(
     calls = {"n": 0}
     real_replace = os.replace
 
+    staged_names: list[str] = []
+
     def failing_replace(src: object, dst: object) -> None:
         calls["n"] += 1
+        staged_names.extend(p.name for p in (tmp_path / "g" / "_staging").rglob("*") if p.is_file())
         if calls["n"] == 3:
             raise OSError("disk full")
         real_replace(src, dst)  # type: ignore[arg-type]
@@ -111,6 +114,28 @@ def test_a_write_failing_halfway_leaves_no_file_behind(
     assert store.files("g") == []
     assert [p for p in (tmp_path / "g").rglob("*") if p.is_file() and p.suffix == ".parquet"] == []
     assert not (tmp_path / "g" / "_staging").exists() or not any((tmp_path / "g" / "_staging").iterdir())
+    # while staged, no file looks like data to a `**/*.parquet` glob (DuckDB's hive read, say)
+    assert staged_names and all(name.endswith(".parquet.part") for name in staged_names)
+
+
+def test_a_batch_over_more_hours_than_open_files_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer keeps a bounded number of files open, whatever the hours a batch spans."""
+    import tideml.features.offline as offline
+
+    monkeypatch.setattr(offline, "_open_file_budget", lambda: 3)
+    store = OfflineStore(tmp_path)
+    hours = list(range(20))
+    ids = [h * 10 + k for h in hours for k in range(3)]
+    times = [h * 3600 + k * 60 for h in hours for k in range(3)]
+    store.append(SPEC, frame(ids, times, ids))
+    files = store.files("g")
+    assert sum(f.rows for f in files) == 60 and len({f.partition for f in files}) == 20
+    table = store.read_table(SPEC)
+    assert sorted(table.column("id").to_pylist()) == sorted(ids)
+    for f in files:  # every file's event range lies inside its hour
+        assert f.min_event_us // 3_600_000_000 == f.max_event_us // 3_600_000_000
 
 
 def test_schema_evolution_reads_old_files_with_nulls(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import secrets
 import shutil
 import threading
@@ -145,17 +146,31 @@ def _partition_of(hour_index: int) -> str:
     return f"year={t.tm_year:04d}/month={t.tm_mon:02d}/day={t.tm_mday:02d}/hour={t.tm_hour:02d}"
 
 
-def write_parquet_atomic(table: pa.Table, target: Path) -> None:
-    """Write a Parquet file under a temporary name, fsync it, then rename it into place.
+def _open_file_budget() -> int:
+    """How many files a batch write may hold open: half the process' soft limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else max(16, soft // 2)
 
-    Dictionary encoding is used for text columns only: numeric features are rarely repetitive
-    enough to gain from it, and skipping it halves the encoding time of small partition files.
-    """
-    text = [f.name for f in table.schema if pa.types.is_large_string(f.type) or pa.types.is_string(f.type)]
+
+def _file_path(partition: str, max_event_us: int) -> str:
+    """A new data file's path in its partition: its latest event time, then 64 random bits."""
+    stamp = format_iso(max_event_us)[:19].replace("-", "").replace(":", "")
+    return f"{partition}/{stamp}Z_{secrets.token_hex(8)}.parquet"
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """Snappy; dictionary encoding for text columns only (numeric features rarely repeat enough to
+    gain from it, and skipping it halves the encoding time of small partition files)."""
+    text = [f.name for f in schema if pa.types.is_large_string(f.type) or pa.types.is_string(f.type)]
+    return {"compression": "snappy", "use_dictionary": text or False}
+
+
+def write_parquet_atomic(table: pa.Table, target: Path) -> None:
+    """Write a Parquet file under a temporary name, fsync it, then rename it into place."""
     tmp = target.with_name(f".tmp-{secrets.token_hex(8)}.parquet.part")
     try:
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="snappy", use_dictionary=text or False)
+            pq.write_table(table, fh, **_parquet_options(table.schema))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -199,12 +214,13 @@ class AppendTransaction:
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Partition `frame` (features in spec order, event time as a UTC timestamp, `is_deleted`) by
-        event hour and write one file per partition. Thread-safe; returns the rows written.
+        event hour and write one file per partition (rarely two). Thread-safe; returns the rows written.
 
-        Arrow's dataset writer encodes every partition's file in C++ threads into a staging folder
-        (`_staging/<token>/`, which Parquet readers skip for its leading underscore); each file is then
-        fsynced and renamed into its `year=/month=/day=/hour=` folder, spread over `executor`. Per-file
-        Python work was most of the cost of a batch spanning hundreds of hours.
+        Arrow's dataset writer encodes every partition's file in C++ threads into a staging folder,
+        `_staging/<token>/<hour>_part-<i>.parquet.part` (neither `*.parquet` globs nor pyarrow's
+        dataset discovery pick those up); each file is then fsynced and renamed into its
+        `year=/month=/day=/hour=` folder, spread over `executor`. Per-file Python work was most of the
+        cost of a batch spanning hundreds of hours.
         """
         if frame.height == 0:
             return 0
@@ -227,26 +243,25 @@ class AppendTransaction:
         table = conform(table, self.schema)
         staging = self.store.group_dir(self.spec.name) / _STAGING / secrets.token_hex(8)
         staged: list[tuple[str, int]] = []
-        text = [f.name for f in self.schema if pa.types.is_large_string(f.type)]
         try:
             pads.write_dataset(
                 table.append_column("__hour", hour.to_arrow()),
                 staging,
                 format="parquet",
                 partitioning=pads.partitioning(pa.schema([("__hour", pa.int64())]), flavor="filename"),
-                basename_template="part-{i}.parquet",
-                file_options=pads.ParquetFileFormat().make_write_options(
-                    compression="snappy", use_dictionary=text or False
-                ),
+                basename_template="part-{i}.parquet.part",  # no `*.parquet` glob picks a staged file
+                file_options=pads.ParquetFileFormat().make_write_options(**_parquet_options(self.schema)),
                 file_visitor=lambda f: staged.append((f.path, f.metadata.num_rows)),
                 max_partitions=len(bounds) + 1,
-                max_open_files=len(bounds) + 1,
+                # a file per hour open at once is fastest; past half the process' open-file limit the
+                # writer closes files as it goes (input sorted by hour: a partition rarely gets two)
+                max_open_files=min(len(bounds) + 1, _open_file_budget()),
                 existing_data_behavior="error",
             )
 
             def place(item: tuple[str, int]) -> DataFile:
                 path, rows = item
-                h = int(Path(path).name.split("_", 1)[0])  # "<hour>_part-0.parquet"
+                h = int(Path(path).name.split("_", 1)[0])  # "<hour>_part-<i>.parquet.part"
                 written = self._place(Path(path), h, rows, *bounds[h], write_us)
                 if progress is not None:
                     progress(rows)
@@ -264,8 +279,7 @@ class AppendTransaction:
     def _place(self, staged: Path, hour: int, rows: int, min_ev: int, max_ev: int, write_us: int) -> DataFile:
         """fsync a staged file and rename it into its partition under a unique name (from then on it
         belongs to the transaction: `abort` removes it, `commit` publishes it)."""
-        rel = f"{_partition_of(hour)}/{format_iso(max_ev)[:19].replace('-', '').replace(':', '')}Z_"
-        rel += secrets.token_hex(8) + ".parquet"
+        rel = _file_path(_partition_of(hour), max_ev)
         target = self.store.group_dir(self.spec.name) / rel
         fd = os.open(staged, os.O_RDONLY)
         try:
@@ -552,8 +566,7 @@ class OfflineStore:
     ) -> DataFile:
         # statistics come from the replaced files, which hold exactly these rows
         max_ev = max(f.max_event_us for f in files)
-        rel = f"{partition}/{format_iso(max_ev)[:19].replace('-', '').replace(':', '')}Z_"
-        rel += secrets.token_hex(8) + ".parquet"
+        rel = _file_path(partition, max_ev)
         target = root / rel
         write_parquet_atomic(table, target)
         return DataFile(
