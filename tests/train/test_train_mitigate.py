@@ -137,3 +137,36 @@ def test_bad_facet_and_method(article_frame: pl.DataFrame) -> None:
         )
     with pytest.raises(ValidationError, match="unknown mitigation"):
         compare_mitigations(article_frame, TRAIN, methods=["magic"], progress=False)
+
+
+def test_smote_searches_neighbours_with_a_tree_only_where_it_prunes() -> None:
+    """The KD-tree is chosen by counting its distance computations (the same choice on every run)."""
+    from tideml.train.mitigate import _neighbour_search
+
+    rng = np.random.default_rng(0)
+    low = rng.normal(size=(20_000, 3))  # a tree prunes well: ~1 % of the rows per query
+    high = rng.normal(size=(4_000, 40))  # a tree visits every row: brute force is 30x faster
+    assert _neighbour_search(low, 5, seed=0).algorithm == "kd_tree"
+    assert _neighbour_search(high, 5, seed=0).algorithm == "auto"
+    assert _neighbour_search(low, 5, seed=0).algorithm == _neighbour_search(low, 5, seed=0).algorithm
+
+
+def test_smote_gives_the_same_rows_whichever_neighbour_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.neighbors import NearestNeighbors
+
+    import tideml.train.mitigate as mitigate
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(6_000, 3)).astype(np.float32)
+    y = (rng.random(6_000) < 0.1).astype(np.int64)
+    in_facet = rng.random(6_000) < 0.3
+    tree = mitigate.smote_facet(X, y, in_facet, seed=3)
+    monkeypatch.setattr(
+        mitigate,
+        "_neighbour_search",
+        lambda rows, k, seed: NearestNeighbors(n_neighbors=k + 1, algorithm="brute"),
+    )
+    brute = mitigate.smote_facet(X, y, in_facet, seed=3)
+    assert tree[2] == brute[2] > 0
+    np.testing.assert_array_equal(tree[0], brute[0])
+    np.testing.assert_array_equal(tree[1], brute[1])
