@@ -231,6 +231,28 @@ def test_redis_reads_survive_reply_errors_and_closed_connections(redis_prefix: s
     store.close()
 
 
+@pytest.mark.redis
+def test_redis_read_that_times_out_is_not_retried(redis_prefix: str) -> None:
+    """A hung server is not a stale connection: one timeout is reported, not one per idle connection."""
+    import redis
+
+    store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}&socket_timeout=0.1")
+    put(store, "g", "1", 5, "x")
+    readers = [store._take_reader(), store._take_reader()]  # type: ignore[attr-defined]
+    for reader in readers:  # two idle connections that have served reads
+        reader.used = True
+        store._idle.append(reader)  # type: ignore[attr-defined]
+    redis.Redis.from_url("redis://127.0.0.1:6379/15").client_pause(400, all=True)
+    try:
+        with pytest.raises(StoreUnavailable):
+            store.read("g", "1")
+        assert len(store._idle) == 1  # type: ignore[attr-defined]  # the other was never tried
+    finally:
+        time.sleep(0.45)  # until the pause ends
+    assert store.read("g", "1") is not None
+    store.close()
+
+
 def test_redis_reads_from_an_unreachable_server_are_a_clear_error() -> None:
     store = open_online_store("redis://127.0.0.1:1/0")
     with pytest.raises(StoreUnavailable, match="TIDE_ONLINE_STORE_URL"):

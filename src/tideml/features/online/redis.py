@@ -233,7 +233,8 @@ class RedisOnlineStore(OnlineStore):
                 reply = self._exchange(reader, command)
             except _CONNECTION_ERRORS as exc:
                 self._discard(reader)
-                if reader.used:  # the server closed it while it was idle: once more, on a new one
+                timed_out = isinstance(exc, TimeoutError | redis.exceptions.TimeoutError)
+                if reader.used and not timed_out:  # closed by the server while idle: once more, anew
                     continue
                 raise self._unavailable(exc) from exc
             except BaseException:  # a half-read reply would poison the connection
