@@ -5,6 +5,8 @@ Measured on both sides, medians over `--repeats`:
 
 * online get of one id, p50 / p99 (SQLite and Redis online stores);
 * online get of 100 ids in one call, p50 / p99 (SQLite and Redis);
+* beside the Redis gets, a bare-socket PING read by blocking: the round trip below which a client that
+  waits for its reply cannot go on this machine (on a VM it includes waking idle vCPUs);
 * ingest rows/s into the offline store + the online store. tideml: `ws.features.ingest(frame)`
   (validation, Parquet partitions, SQLite upserts). Feast: writing the FileSource Parquet file plus
   `materialize()` into its online store (Feast's documented path from offline to online);
