@@ -13,6 +13,7 @@ import polars as pl
 import pydantic
 
 from tideml.wrangle.transforms.base import (
+    ColumnList,
     Row,
     RowFn,
     RowOperator,
@@ -50,7 +51,7 @@ class HandleMissingParams(StepParams):
     """`{"op": "handle_missing", "columns": ["age"], "strategy": "median"}`."""
 
     op: Literal["handle_missing"] = "handle_missing"
-    columns: list[str] = pydantic.Field(min_length=1)
+    columns: ColumnList
     strategy: Literal["constant", "mean", "median", "mode", "indicator", "drop"]
     value: JsonScalar | None = pydantic.Field(None, description="constant: the fill value.")
     suffix: str = pydantic.Field("_missing", min_length=1, description="indicator: <column><suffix>.")
@@ -59,8 +60,6 @@ class HandleMissingParams(StepParams):
     def _value_with_constant(self) -> HandleMissingParams:
         if (self.strategy == "constant") != (self.value is not None):
             raise ValueError("'value' goes with strategy: constant, and only with it")
-        if len(set(self.columns)) != len(self.columns):
-            raise ValueError("a column is listed twice")
         return self
 
 
