@@ -138,6 +138,49 @@ def test_a_batch_over_more_hours_than_open_files_is_written_whole(
         assert f.min_event_us // 3_600_000_000 == f.max_event_us // 3_600_000_000
 
 
+@pytest.mark.parametrize("has_syncfs", [True, False])
+def test_files_are_durable_before_they_enter_a_partition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, has_syncfs: bool
+) -> None:
+    """A few files are fsynced one by one; many are flushed with one syncfs of the filesystem (or, where
+    there is none, one fsync each), and always before the rename that puts them in a partition."""
+    import tideml.features.offline as offline
+
+    events: list[str] = []
+    real_syncfs, real_fsync, real_replace = offline._syncfs, os.fsync, os.replace
+
+    def syncfs(folder: Path) -> bool:
+        events.append("syncfs")
+        return real_syncfs(folder) if has_syncfs else False
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(offline, "_syncfs", syncfs)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    store = OfflineStore(tmp_path)
+    hours = list(range(offline._FSYNC_EACH_MAX + 4))
+    with store.begin(SPEC) as txn:
+        txn.write(frame(hours, [h * 3600 for h in hours], hours), api_invocation_us=1)
+        many = list(events)
+        events.clear()
+        txn.write(frame([1, 2], [0, 3600], [1, 2]), api_invocation_us=1)
+        few = list(events)
+    n = len(hours)
+    if has_syncfs:
+        assert many == ["syncfs", *["rename"] * n, "syncfs"]
+    else:
+        assert many == ["syncfs", *["fsync"] * n, *["rename"] * n, "syncfs"]
+    assert few == ["fsync", "fsync", "rename", "rename"]
+    assert sorted(store.read_table(SPEC).column("id").to_pylist()) == sorted([*hours, 1, 2])
+
+
 def test_schema_evolution_reads_old_files_with_nulls(tmp_path: Path) -> None:
     store = OfflineStore(tmp_path)
     store.append(SPEC, frame([1], [0], [5]))

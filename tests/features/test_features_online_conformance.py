@@ -62,6 +62,37 @@ def test_batch_write_applies_newer_wins_per_record(online_store: OnlineStore) ->
     assert [value_of(online_store, "g", r) for r in "abc"] == ["a50", "b10", "c10"]
 
 
+def test_one_batch_equals_its_writes_one_by_one(online_store: OnlineStore) -> None:
+    """Ids repeated inside one batch (and across Redis' 1000-key script chunks), older and equal event
+    times, tombstones, and with and without expiry: the batch ends where the same writes made one call
+    at a time end."""
+    rng = random.Random(11)
+    far = time.time_ns() // 1000 + 3_600_000_000
+    writes = [
+        (
+            str(rng.randrange(40)),
+            rng.randrange(1, 30),
+            rng.choice([None, far + rng.randrange(1000)]),
+            None if rng.random() < 0.1 else encode_payload({"v": i}),
+        )
+        for i in range(2500)
+    ]
+    expected: dict[str, tuple[int, int | None, bytes | None]] = {}
+    applied = 0
+    for rid, ev, exp, payload in writes:
+        if rid not in expected or expected[rid][0] <= ev:
+            expected[rid] = (ev, exp, payload)
+            applied += 1
+    batch = WriteBatch()
+    for w in writes:
+        batch.add(*w)
+    assert online_store.write("g", batch) == applied
+    for rid, (ev, exp, payload) in expected.items():
+        rec = online_store.read("g", rid)
+        assert rec is not None
+        assert (rec.event_us, rec.expires_us, rec.payload, rec.deleted) == (ev, exp, payload, payload is None)
+
+
 def test_soft_delete_tombstone_hides_until_a_newer_put(online_store: OnlineStore) -> None:
     put(online_store, "g", "1", 100, "x")
     assert tombstone(online_store, "g", "1", 50) == 0  # older delete: the record stays
@@ -228,6 +259,32 @@ def test_redis_reads_survive_reply_errors_and_closed_connections(redis_prefix: s
     assert got is not None and got.event_us == 5
     _server_kills_idle_reads(redis_prefix)
     assert [r is not None for r in store.read_many([("g", "1"), ("g", "2")])] == [True, False]
+    store.close()
+
+
+@pytest.mark.redis
+def test_redis_writes_reload_a_flushed_script_and_report_errors(redis_prefix: str) -> None:
+    """A server that lost the write script (restart, SCRIPT FLUSH) gets it again; a reply error is
+    raised after every reply was read, so the connection stays usable."""
+    import hiredis
+    import redis
+
+    store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
+    admin = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+    admin.script_flush()
+    batch = WriteBatch()
+    for i in range(2500):  # three script calls
+        batch.add(str(i), 10, None, encode_payload({"v": i}))
+    assert store.write("g", batch) == 2500
+    assert value_of(store, "g", "2499") == 2499
+    admin.set(f"{redis_prefix}text", "abc")
+    failing = hiredis.pack_command(("INCR", f"{redis_prefix}text"))
+    fine = hiredis.pack_command(("SET", f"{redis_prefix}ok", "1"))
+    with pytest.raises(redis.exceptions.ResponseError, match="not an integer"):
+        store._pipeline([failing, fine])  # type: ignore[attr-defined]
+    assert admin.get(f"{redis_prefix}ok") == b"1"
+    assert put(store, "g", "z", 30, "after") == 1
+    assert value_of(store, "g", "z") == "after"
     store.close()
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,11 +361,12 @@ def ingest_frame(
 ) -> IngestReport:
     """Write a prepared batch: offline files (committed at the end, in one step) and online upserts.
 
-    Offline partition files and online chunks run on a pool of `workers` threads (inline when
+    The online side (encoding the latest record per id, then its chunks) runs on a pool of `workers`
+    threads while the offline files are written on the calling thread (everything inline when
     `workers` is 1); Polars, Arrow and the stores' I/O release the GIL. SQLite's single writer gets its
-    chunks one after another on one thread. If any
-    write fails the offline files are discarded (the online store may keep the applied upserts, which
-    are harmless: re-running the same ingest is idempotent).
+    chunks one after another on one thread. If any write fails the offline files are discarded (the
+    online store may keep the applied upserts, which are harmless: re-running the same ingest is
+    idempotent).
     """
     spec = batch.spec
     clock = clock or MonotonicClock()
@@ -377,42 +378,40 @@ def ingest_frame(
         assert online is not None
         online.ping()
     api_us = clock()
-    writes = online_writes(spec, frame, ttl_seconds=ttl_seconds) if use_online else WriteBatch()
     # the bar counts input rows; each store's share of the work advances it proportionally
-    stores = int(use_offline) + int(use_online and len(writes) > 0)
+    stores = int(use_offline) + int(use_online and frame.height > 0)
     total = frame.height
-    off_weight = 1 / max(stores, 1)
-    on_weight = frame.height / max(len(writes), 1) / max(stores, 1)
+    share = 1 / max(stores, 1)
     txn = offline.begin(spec) if use_offline and offline is not None else None
     online_applied = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tide-ingest") if workers > 1 else None
     with progress_bar(f"Ingesting {spec.name}", total=total, enabled=progress and total > 0) as bar:
         futures: list[Future[int]] = []
 
-        def online_job(parts: Sequence[WriteBatch]) -> int:
+        def write_chunk(part: WriteBatch, weight: float) -> int:
             assert online is not None
-            applied = 0
-            for part in parts:
-                applied += online.write(spec.name, part)
-                bar.advance(len(part) * on_weight)
+            applied = online.write(spec.name, part)
+            bar.advance(len(part) * weight)
             return applied
 
-        try:
+        def online_job() -> int:
+            """Encode the latest record per id, then write it in chunks (while the offline files are
+            written on the calling thread); a store that takes parallel writers gets them in parallel."""
+            writes = online_writes(spec, frame, ttl_seconds=ttl_seconds)
+            weight = frame.height / max(len(writes), 1) * share
             chunks = [writes.slice(s, s + chunk_rows) for s in range(0, len(writes), chunk_rows)]
-            if use_online and chunks and pool is not None:
-                if getattr(online, "parallel_writes", False):
-                    futures += [pool.submit(online_job, [c]) for c in chunks]
-                else:  # one writer (SQLite): its chunks in order on one thread
-                    futures.append(pool.submit(online_job, chunks))
-            if txn is not None:  # one file per event-hour partition, partitions spread over the pool
-                txn.write(
-                    frame,
-                    api_invocation_us=api_us,
-                    executor=pool,
-                    progress=lambda n: bar.advance(n * off_weight),
-                )
-            if use_online and chunks and pool is None:
-                online_applied += online_job(chunks)
+            if pool is not None and len(chunks) > 1 and getattr(online, "parallel_writes", False):
+                parts = [pool.submit(write_chunk, c, weight) for c in chunks]
+                return sum(p.result() for p in parts)
+            return sum(write_chunk(c, weight) for c in chunks)  # one writer (SQLite): in order
+
+        try:
+            if use_online and frame.height and pool is not None:
+                futures.append(pool.submit(online_job))
+            if txn is not None:  # one file per event-hour partition
+                txn.write(frame, api_invocation_us=api_us, progress=lambda n: bar.advance(n * share))
+            if use_online and frame.height and pool is None:
+                online_applied += online_job()
             for fut in futures:
                 online_applied += fut.result()
         except BaseException:
