@@ -388,3 +388,25 @@ def test_unreachable_redis_is_a_clear_error() -> None:
     store = open_online_store("redis://127.0.0.1:1/0")
     with pytest.raises(StoreUnavailable, match="TIDE_ONLINE_STORE_URL"):
         store.ping()
+
+
+def test_sqlite_connections_use_wal_and_mapped_reads(tmp_path: Any) -> None:
+    """Every thread's connection is in WAL mode with memory-mapped reads, and sees the latest commit."""
+    store = open_online_store(f"sqlite:///{tmp_path / 'online.db'}")
+    put(store, "g", "1", 10, "first")
+    seen: list[object] = []
+
+    def reader() -> None:
+        con = store._conn()  # type: ignore[attr-defined]
+        seen.append(con.execute("PRAGMA journal_mode").fetchone()[0])
+        seen.append(con.execute("PRAGMA mmap_size").fetchone()[0] > 0)
+        seen.append(value_of(store, "g", "1"))
+        put(store, "g", "1", 20, "second")
+
+    for _ in range(2):
+        t = threading.Thread(target=reader)
+        t.start()
+        t.join()
+    assert seen == ["wal", True, "first", "wal", True, "second"]
+    assert value_of(store, "g", "1") == "second"
+    store.close()
