@@ -63,34 +63,33 @@ def test_batch_write_applies_newer_wins_per_record(online_store: OnlineStore) ->
 
 
 def test_one_batch_equals_its_writes_one_by_one(online_store: OnlineStore) -> None:
-    """Ids repeated inside one batch (and across Redis' 1000-key script chunks), older and equal event
-    times, tombstones, and with and without expiry: the batch ends where the same writes made one call
-    at a time end."""
+    """Ids repeated inside one batch (and across Redis' 1000-key script calls), older and equal event
+    times, tombstones, no expiry, a future one and a past one (Redis drops that key at once): the batch
+    ends where the same writes made one call at a time end."""
     rng = random.Random(11)
-    far = time.time_ns() // 1000 + 3_600_000_000
+    now = time.time_ns() // 1000
     writes = [
         (
             str(rng.randrange(40)),
             rng.randrange(1, 30),
-            rng.choice([None, far + rng.randrange(1000)]),
+            rng.choice([None, None, now + 3_600_000_000 + i, now - 10_000_000 - i]),
             None if rng.random() < 0.1 else encode_payload({"v": i}),
         )
         for i in range(2500)
     ]
-    expected: dict[str, tuple[int, int | None, bytes | None]] = {}
-    applied = 0
-    for rid, ev, exp, payload in writes:
-        if rid not in expected or expected[rid][0] <= ev:
-            expected[rid] = (ev, exp, payload)
-            applied += 1
     batch = WriteBatch()
+    one_by_one = 0
     for w in writes:
         batch.add(*w)
-    assert online_store.write("g", batch) == applied
-    for rid, (ev, exp, payload) in expected.items():
-        rec = online_store.read("g", rid)
-        assert rec is not None
-        assert (rec.event_us, rec.expires_us, rec.payload, rec.deleted) == (ev, exp, payload, payload is None)
+        single = WriteBatch()
+        single.add(*w)
+        one_by_one += online_store.write("seq", single)
+    assert online_store.write("bat", batch) == one_by_one
+    ids = sorted({w[0] for w in writes})
+    seq = online_store.read_many([("seq", rid) for rid in ids])
+    bat = online_store.read_many([("bat", rid) for rid in ids])
+    assert bat == seq
+    assert sum(r is not None and r.visible(now) for r in bat) > 10  # not an empty comparison
 
 
 def test_soft_delete_tombstone_hides_until_a_newer_put(online_store: OnlineStore) -> None:
@@ -391,22 +390,31 @@ def test_unreachable_redis_is_a_clear_error() -> None:
 
 
 def test_sqlite_connections_use_wal_and_mapped_reads(tmp_path: Any) -> None:
-    """Every thread's connection is in WAL mode with memory-mapped reads, and sees the latest commit."""
+    """Every thread's connection is in WAL mode with memory-mapped reads (unless `?mmap_mb=0`), and
+    sees the latest commit; an unknown option is a ConfigError."""
+    from tideml.errors import ConfigError
+
     store = open_online_store(f"sqlite:///{tmp_path / 'online.db'}")
+    unmapped = open_online_store(f"sqlite:///{tmp_path / 'online.db'}?mmap_mb=0")
     put(store, "g", "1", 10, "first")
     seen: list[object] = []
 
     def reader() -> None:
         con = store._conn()  # type: ignore[attr-defined]
         seen.append(con.execute("PRAGMA journal_mode").fetchone()[0])
-        seen.append(con.execute("PRAGMA mmap_size").fetchone()[0] > 0)
-        seen.append(value_of(store, "g", "1"))
+        seen.append(con.execute("PRAGMA mmap_size").fetchone()[0])
+        seen.append(unmapped._conn().execute("PRAGMA mmap_size").fetchone()[0])  # type: ignore[attr-defined]
+        seen.append(value_of(unmapped, "g", "1"))
         put(store, "g", "1", 20, "second")
 
     for _ in range(2):
         t = threading.Thread(target=reader)
         t.start()
         t.join()
-    assert seen == ["wal", True, "first", "wal", True, "second"]
+    assert seen == ["wal", 1 << 30, 0, "first", "wal", 1 << 30, 0, "second"]
     assert value_of(store, "g", "1") == "second"
     store.close()
+    unmapped.close()
+    for bad in ("?mmap_mb=lots", "?cache=big"):
+        with pytest.raises(ConfigError, match="mmap_mb"):
+            open_online_store(f"sqlite:///{tmp_path / 'online.db'}{bad}")

@@ -415,10 +415,8 @@ def ingest_frame(
             for fut in futures:
                 online_applied += fut.result()
         except BaseException:
-            for fut in futures:
-                fut.cancel()
-            if pool is not None:
-                pool.shutdown(wait=True)
+            if pool is not None:  # queued online chunks are dropped; the running ones finish
+                pool.shutdown(wait=True, cancel_futures=True)
             if txn is not None:
                 txn.abort()
             raise

@@ -45,20 +45,22 @@ _OFFSET = 10**16
 _NO_EXPIRY = b"0" * 17
 _CHUNK = 1000
 
-# KEYS: record keys (at most _CHUNK: Lua's unpack has a stack limit); ARGV: value_1, pxat_1, value_2,
-# pxat_2, ... (pxat "0" = no expiry). The stored values are read with one MGET and the winners written
-# with one MSET (per-key SET only for values with an expiry): a third less Redis time per record than a
-# GET and a SET per key. `pending` makes a key repeated in one batch compare against its earlier value.
+# KEYS: record keys; ARGV: value_1, pxat_1, value_2, pxat_2, ... (pxat "0" = no expiry). The stored
+# values are read with one MGET and the winners written with one MSET (a SET per key only for values
+# with an expiry): a third less Redis time per record than a GET and a SET per key. `pending` holds the
+# value a key repeated in the batch has by then ('' once a past expiry deleted it), so the batch ends
+# where its writes one by one would. MGET sees keys of another type (not ours) as absent.
+# At most _CHUNK keys per call: MSET gets 2 values per key and Lua's unpack() stops near 8000.
 _WRITE_LUA = """
 local olds = redis.call('MGET', unpack(KEYS))
-local plain, pending, applied = {}, {}, 0
+local plain, pending, applied, now_ms = {}, {}, 0, nil
 for i = 1, #KEYS do
   local k, v, px = KEYS[i], ARGV[2 * i - 1], ARGV[2 * i]
   local old = pending[k] or olds[i]
   if (not old) or string.sub(old, 1, 17) <= string.sub(v, 1, 17) then
-    pending[k] = v
     applied = applied + 1
     if px == '0' then
+      pending[k] = v
       plain[#plain + 1] = k
       plain[#plain + 1] = v
     else
@@ -67,6 +69,11 @@ for i = 1, #KEYS do
         plain = {}
       end
       redis.call('SET', k, v, 'PXAT', px)
+      if not now_ms then
+        local t = redis.call('TIME')
+        now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      end
+      pending[k] = (tonumber(px) <= now_ms) and '' or v
     end
   end
 end
@@ -219,28 +226,36 @@ class RedisOnlineStore(OnlineStore):
         return sum(int(r) for r in self._call(self._pipeline, commands))
 
     def _pipeline(self, commands: list[bytes]) -> list[Any]:
-        """Send packed script calls, then read every reply. A server that lost the script (restart,
-        SCRIPT FLUSH) answers NOSCRIPT: the script is loaded and those calls are sent again."""
+        """Send packed script calls, then read every reply. The writes are idempotent, so a connection
+        the server dropped mid-batch is retried once on a new one (a timeout is reported, not retried).
+        """
+        try:
+            return self._pipeline_once(commands)
+        except redis.exceptions.ConnectionError:
+            return self._pipeline_once(commands)
+
+    def _pipeline_once(self, commands: list[bytes]) -> list[Any]:
+        """One attempt. A server that lost the script (restart, SCRIPT FLUSH) answers NOSCRIPT: the
+        script is loaded and the calls from the first refused one on are sent again, in order."""
         pool = self._client.connection_pool
         conn: Any = pool.get_connection()
         try:
             replies = self._send_all(conn, commands)
-            missing = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
-            if missing:
-                self._send_all(conn, [_pack_fast(b"SCRIPT", b"LOAD", _WRITE_LUA)])
-                for i, reply in zip(
-                    missing, self._send_all(conn, [commands[i] for i in missing]), strict=True
-                ):
-                    replies[i] = reply
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-            return replies
-        except _CONNECTION_ERRORS:
+            refused = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
+            if refused:
+                (loaded,) = self._send_all(conn, [_pack_fast(b"SCRIPT", b"LOAD", _WRITE_LUA)])
+                if isinstance(loaded, Exception):
+                    raise loaded
+                replies[refused[0] :] = self._send_all(conn, commands[refused[0] :])
+        except BaseException:  # a dropped connection, a timeout, an interrupt: no unread reply to the pool
             conn.disconnect()
             raise
         finally:
             pool.release(conn)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     @staticmethod
     def _send_all(conn: Any, commands: list[bytes]) -> list[Any]:
