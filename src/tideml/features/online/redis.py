@@ -329,7 +329,14 @@ class RedisOnlineStore(OnlineStore):
     def read_many(self, keys: Sequence[tuple[str, str]]) -> list[StoredRecord | None]:
         if not keys:
             return []
-        raws = self._read(_pack(b"MGET", *[self._key(g, rid).encode() for g, rid in keys]))
+        prefixes: dict[str, bytes] = {}
+        packed = []
+        for g, rid in keys:
+            prefix = prefixes.get(g)
+            if prefix is None:
+                prefix = prefixes[g] = f"{self.prefix}{g}:".encode()
+            packed.append(prefix + rid.encode())
+        raws = self._read(_pack_fast(b"MGET", *packed))
         return [None if raw is None else _decode(raw) for raw in raws]
 
     def hard_delete(self, group: str, record_id: str, event_us: int) -> bool:
