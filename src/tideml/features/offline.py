@@ -54,6 +54,7 @@ __all__ = [
     "DataFile",
     "OfflineStore",
     "arrow_schema",
+    "dictionary_columns",
 ]
 
 SYSTEM_COLUMNS = ("write_time", "api_invocation_time", "is_deleted")
@@ -228,11 +229,17 @@ def _file_path(partition: str, max_event_us: int) -> str:
     return f"{partition}/{stamp}Z_{secrets.token_hex(8)}.parquet"
 
 
-def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
-    """Snappy; dictionary encoding for text columns only (numeric features rarely repeat enough to
-    gain from it, and skipping it halves the encoding time of small partition files)."""
+def dictionary_columns(schema: pa.Schema) -> list[str] | bool:
+    """The columns worth dictionary encoding: text. Numeric features rarely repeat enough to gain from
+    it; trying costs time and often size (a 100k-row float dataset: 69 ms and 9.9 MB with dictionaries
+    tried, 25 ms and 8.3 MB without, zstd)."""
     text = [f.name for f in schema if pa.types.is_large_string(f.type) or pa.types.is_string(f.type)]
-    return {"compression": "snappy", "use_dictionary": text or False}
+    return text or False
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """Snappy, dictionaries for text only (half the encoding time of small partition files)."""
+    return {"compression": "snappy", "use_dictionary": dictionary_columns(schema)}
 
 
 def write_parquet_atomic(table: pa.Table, target: Path) -> None:

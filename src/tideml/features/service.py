@@ -31,7 +31,7 @@ from tideml.features._time import MonotonicClock, format_iso, instant_to_us, us_
 from tideml.features.catalog import GroupCatalog, GroupRecord, iso_utc
 from tideml.features.dataset import build_dataset
 from tideml.features.ingest import IngestReport, ingest_frame, prepare_batch, read_data, to_polars
-from tideml.features.offline import CompactionReport, OfflineStore
+from tideml.features.offline import CompactionReport, OfflineStore, dictionary_columns
 from tideml.features.online import OnlineStore, WriteBatch, decode_payload, open_online_store
 from tideml.features.spec import (
     FeatureDefinition,
@@ -773,7 +773,9 @@ class FeatureStore:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            pq.write_table(result.table, tmp, compression="zstd")
+            pq.write_table(
+                result.table, tmp, compression="zstd", use_dictionary=dictionary_columns(result.table.schema)
+            )
             ref = self.ws.put_artifact(tmp, PARQUET)
         finally:
             tmp.unlink(missing_ok=True)
