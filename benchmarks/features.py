@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--features", type=int, default=10, help="Fractional features per row")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--lookups", type=int, default=5000, help="single-id online gets per repeat")
-    p.add_argument("--batch-lookups", type=int, default=500, help="100-id online gets per repeat")
+    p.add_argument("--batch-lookups", type=int, default=2000, help="100-id online gets per repeat")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     p.add_argument(

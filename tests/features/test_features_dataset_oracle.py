@@ -69,7 +69,8 @@ def write_log(store: OfflineStore, spec: FeatureGroupSpec, log: list[Row]) -> No
             },
             schema={"id": pl.Int64, "et": pl.Datetime("us", "UTC"), "v": pl.Int64, "is_deleted": pl.Boolean},
         )
-        store.append(spec, frame, api_invocation_us=api, write_us=write)
+        unique = len({(r.id, r.et) for r in rows}) == len(rows)  # told truthfully, as ingest does
+        store.append(spec, frame, api_invocation_us=api, write_us=write, unique_keys=unique)
 
 
 def oracle(
@@ -257,3 +258,70 @@ def test_oracle_example_tombstone_then_reinsert_late_arrival_and_ttl(tmp_path: P
         7,
         None,
     ]  # before the late rows landed
+
+
+def _asof_values(store: OfflineStore, spec: FeatureGroupSpec, probes: list[tuple[int, int]]) -> Any:
+    ent = pl.DataFrame(
+        {"row": list(range(len(probes))), "id": [e for e, _ in probes], "t": [T0 + t for _, t in probes]}
+    )
+    return build_dataset(store, {"g": spec}, ["g.v"], entities=ent, entity_time="t")
+
+
+@pytest.mark.parametrize(
+    ("batches", "by_event_time"),
+    [
+        ([[(1, 1, 10), (2, 1, 20), (1, 5, 11)]], True),  # one ingest
+        ([[(1, 1, 10), (2, 2, 20)], [(1, 5, 11), (2, 6, 21)]], True),  # later batches, later times
+        ([[(1, 5, 11)], [(1, 1, 10), (2, 3, 20)]], True),  # a late batch, still disjoint spans
+        ([[(1, 1, 10), (2, 6, 20)], [(1, 5, 11)]], False),  # spans overlap: may share (id, t)
+        ([[(1, 1, 10)], [(1, 1, 99)]], False),  # the same (id, t) twice: the later call wins
+    ],
+)
+def test_groups_with_unique_keys_join_on_event_time_alone(
+    tmp_path: Path, batches: list[list[tuple[int, int, int]]], by_event_time: bool
+) -> None:
+    """When the manifest proves no two rows share an id and an event time, the ASOF join drops the
+    (event, api, write) tie-break key; the answers are the oracle's either way."""
+    spec = make_spec(ttl=None)
+    store = OfflineStore(tmp_path)
+    log = [
+        Row(rid, et, False, v, api=b + 1, write=b + 1)
+        for b, batch in enumerate(batches)
+        for rid, et, v in batch
+    ]
+    write_log(store, spec, log)
+    assert OfflineStore.keys_unique(store.files("g")) is by_event_time
+    probes = [(rid, t) for rid in (1, 2, 3) for t in range(-1, 8)]
+    result = _asof_values(store, spec, probes)
+    assert ("b.__tide_t >= g0.__tide_et" in result.sql) is by_event_time
+    o = {
+        "mode": "asof",
+        "as_of": None,
+        "include_deleted": False,
+        "include_duplicates": False,
+        "recent_records": None,
+        "range": None,
+        "ttl": None,
+        "at": 0,
+    }
+    assert result.table.column("v").to_pylist() == [v for _, _, v in oracle(log, probes, o)]
+
+
+def test_unique_keys_are_unknown_for_old_manifests_and_kept_through_compaction(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    spec = make_spec(ttl=None)
+    store = OfflineStore(tmp_path)
+    write_log(store, spec, [Row(1, 1, False, 10, api=1, write=1), Row(1, 5, False, 11, api=2, write=2)])
+    files = store.files("g")
+    assert OfflineStore.keys_unique(files)
+    assert not OfflineStore.keys_unique([replace(f, batch="", unique_keys=False) for f in files])
+    assert not OfflineStore.keys_unique([replace(files[0], unique_keys=False), files[1]])
+    store.compact(spec)  # one file now: its own rows decide
+    assert len(store.files("g")) == 1 and OfflineStore.keys_unique(store.files("g"))
+    write_log(store, spec, [Row(1, 5, False, 12, api=3, write=3)])  # the same (id, t) again
+    assert not OfflineStore.keys_unique(store.files("g"))
+    store.compact(spec)
+    (merged,) = store.files("g")
+    assert not merged.unique_keys and not OfflineStore.keys_unique([merged])
+    assert _asof_values(store, spec, [(1, 6)]).table.column("v").to_pylist() == [12]

@@ -409,7 +409,12 @@ def ingest_frame(
             if use_online and frame.height and pool is not None:
                 futures.append(pool.submit(online_job))
             if txn is not None:  # one file per event-hour partition
-                txn.write(frame, api_invocation_us=api_us, progress=lambda n: bar.advance(n * share))
+                txn.write(
+                    frame,
+                    api_invocation_us=api_us,
+                    unique_keys=True,  # prepare_batch keeps one row per (record id, event time)
+                    progress=lambda n: bar.advance(n * share),
+                )
             if use_online and frame.height and pool is None:
                 online_applied += online_job()
             for fut in futures:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import itertools
 import os
 import platform
 import re
@@ -98,6 +99,10 @@ class DataFile:
     min_write_us: int
     max_write_us: int
     columns: tuple[str, ...]
+    # the write call the file came from (its files share one), and whether no two rows of that call
+    # share a record id and an event time; manifests written before these existed read as unknown
+    batch: str = ""
+    unique_keys: bool = False
 
     @property
     def partition(self) -> str:
@@ -113,6 +118,8 @@ class DataFile:
             "min_write_us": self.min_write_us,
             "max_write_us": self.max_write_us,
             "columns": list(self.columns),
+            "batch": self.batch,
+            "unique_keys": self.unique_keys,
         }
 
     @classmethod
@@ -287,10 +294,13 @@ class AppendTransaction:
         *,
         api_invocation_us: int,
         write_us: int | None = None,
+        unique_keys: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Partition `frame` (features in spec order, event time as a UTC timestamp, `is_deleted`) by
         event hour and write one file per partition (rarely two). Thread-safe; returns the rows written.
+        `unique_keys=True` promises that no two rows share a record id and an event time (ingest's
+        validated batches); the manifest records it, and datasets use it (see `keys_unique`).
 
         Arrow's dataset writer encodes every partition's file in C++ threads into a staging folder,
         `_staging/<token>/<hour>_part-<i>.parquet.part` (neither `*.parquet` globs nor pyarrow's
@@ -304,6 +314,8 @@ class AppendTransaction:
         import pyarrow.dataset as pads  # 0.24 s to import: not on the path of `tide serve` and readers
 
         write_us = self.clock() if write_us is None else write_us
+        batch = secrets.token_hex(8)
+        unique_keys = unique_keys or frame.height == 1
         et = self.spec.event_time
         ev_us = pl.col(et).dt.epoch("us")
         # sorted by hour, each partition reaches the writer as one run (unsorted: 10x slower, tiny row groups)
@@ -346,7 +358,7 @@ class AppendTransaction:
                 _fsync_each([Path(path) for path, _ in staged])
             for path, rows in staged:
                 h = int(Path(path).name.split("_", 1)[0])  # "<hour>_part-<i>.parquet.part"
-                self._place(Path(path), h, rows, *bounds[h], write_us)
+                self._place(Path(path), h, rows, *bounds[h], write_us, batch, unique_keys)
                 if progress is not None:
                     progress(rows)
             if sync_fd is not None and synced:
@@ -357,7 +369,17 @@ class AppendTransaction:
             shutil.rmtree(staging, ignore_errors=True)
         return n
 
-    def _place(self, staged: Path, hour: int, rows: int, min_ev: int, max_ev: int, write_us: int) -> DataFile:
+    def _place(
+        self,
+        staged: Path,
+        hour: int,
+        rows: int,
+        min_ev: int,
+        max_ev: int,
+        write_us: int,
+        batch: str,
+        unique_keys: bool,
+    ) -> DataFile:
         """Rename a durable staged file into its partition under a unique name (from then on it
         belongs to the transaction: `abort` removes it, `commit` publishes it)."""
         rel = _file_path(_partition_of(hour), max_ev)
@@ -373,6 +395,8 @@ class AppendTransaction:
             min_write_us=write_us,
             max_write_us=write_us,
             columns=tuple(self.schema.names),
+            batch=batch,
+            unique_keys=unique_keys,
         )
         with self._lock:
             self.files.append(data_file)
@@ -511,6 +535,23 @@ class OfflineStore:
         finally:
             os.close(fd)
 
+    def select_files(
+        self,
+        group: str,
+        *,
+        min_event_us: int | None = None,
+        max_event_us: int | None = None,
+        max_write_us: int | None = None,
+    ) -> list[DataFile]:
+        """The committed files that may hold rows in the given ranges."""
+        return [
+            f
+            for f in self.files(group)
+            if (min_event_us is None or f.max_event_us >= min_event_us)
+            and (max_event_us is None or f.min_event_us <= max_event_us)
+            and (max_write_us is None or f.min_write_us <= max_write_us)
+        ]
+
     def paths(
         self,
         group: str,
@@ -518,19 +559,37 @@ class OfflineStore:
         min_event_us: int | None = None,
         max_event_us: int | None = None,
         max_write_us: int | None = None,
+        files: Sequence[DataFile] | None = None,
     ) -> list[str]:
-        """Absolute paths of the committed files that may hold rows in the given ranges."""
+        """Absolute paths of the committed files that may hold rows in the given ranges (or of `files`)."""
         root = self.group_dir(group)
-        out = []
-        for f in self.files(group):
-            if min_event_us is not None and f.max_event_us < min_event_us:
-                continue
-            if max_event_us is not None and f.min_event_us > max_event_us:
-                continue
-            if max_write_us is not None and f.min_write_us > max_write_us:
-                continue
-            out.append(str(root / f.path))
-        return out
+        if files is None:
+            files = self.select_files(
+                group, min_event_us=min_event_us, max_event_us=max_event_us, max_write_us=max_write_us
+            )
+        return [str(root / f.path) for f in files]
+
+    @staticmethod
+    def keys_unique(files: Sequence[DataFile]) -> bool:
+        """True if no two rows of `files` can share a record id and an event time, from the manifest
+        alone: every file's write call had unique keys, and in each hour partition the event-time
+        spans of different write calls do not overlap (different partitions are different hours).
+        Datasets then join on the event time alone instead of the (event, api, write) tie-break key.
+        """
+        spans: dict[tuple[str, str], list[int]] = {}
+        for f in files:
+            if not (f.unique_keys and f.batch):
+                return False
+            span = spans.setdefault((f.partition, f.batch), [f.min_event_us, f.max_event_us])
+            span[0], span[1] = min(span[0], f.min_event_us), max(span[1], f.max_event_us)
+        by_partition: dict[str, list[list[int]]] = {}
+        for (partition, _), span in spans.items():
+            by_partition.setdefault(partition, []).append(span)
+        for partition_spans in by_partition.values():
+            partition_spans.sort()
+            if any(a[1] >= b[0] for a, b in itertools.pairwise(partition_spans)):
+                return False
+        return True
 
     # -- writes ------------------------------------------------------------------------------------
     def begin(self, spec: FeatureGroupSpec) -> AppendTransaction:
@@ -545,11 +604,12 @@ class OfflineStore:
         *,
         api_invocation_us: int | None = None,
         write_us: int | None = None,
+        unique_keys: bool = False,
     ) -> list[DataFile]:
         """Write and commit one batch (see `AppendTransaction.write` for the frame's shape)."""
         with self.begin(spec) as txn:
             api = self.clock() if api_invocation_us is None else api_invocation_us
-            txn.write(frame, api_invocation_us=api, write_us=write_us)
+            txn.write(frame, api_invocation_us=api, write_us=write_us, unique_keys=unique_keys)
         return txn.files
 
     def read_table(self, spec: FeatureGroupSpec) -> pa.Table:
@@ -588,7 +648,9 @@ class OfflineStore:
             sort_keys = [(spec.event_time, "ascending"), (spec.record_identifier, "ascending")]
             sort_keys += [("api_invocation_time", "ascending"), ("write_time", "ascending")]
             merged = old.sort_by(sort_keys)
-            new = self._write_compacted(root, partition, merged, files)
+            keys = pl.from_arrow(merged.select([spec.record_identifier, spec.event_time]))
+            assert isinstance(keys, pl.DataFrame)
+            new = self._write_compacted(root, partition, merged, files, not keys.is_duplicated().any())
             written = conform(pq.read_table(root / new.path), schema)
             if not _same_rows(old, written):
                 (root / new.path).unlink(missing_ok=True)
@@ -638,7 +700,7 @@ class OfflineStore:
         )
 
     def _write_compacted(
-        self, root: Path, partition: str, table: pa.Table, files: list[DataFile]
+        self, root: Path, partition: str, table: pa.Table, files: list[DataFile], unique_keys: bool
     ) -> DataFile:
         # statistics come from the replaced files, which hold exactly these rows
         max_ev = max(f.max_event_us for f in files)
@@ -654,6 +716,8 @@ class OfflineStore:
             min_write_us=min(f.min_write_us for f in files),
             max_write_us=max(f.max_write_us for f in files),
             columns=tuple(table.schema.names),
+            batch=secrets.token_hex(8),
+            unique_keys=unique_keys,
         )
 
     def _remove_orphans(self, group: str) -> list[str]:
