@@ -111,3 +111,28 @@ def test_failed_write_leaves_no_object_and_keeps_previous_state(
     leftovers = [p for p in store.root.rglob("*") if p.is_file() and p.name.startswith(".tmp-")]
     assert leftovers == []
     assert [r.sha256 for r in store.list()] == [first.sha256]
+
+
+def test_put_written_hashes_what_a_writer_writes_without_a_copy(store: ArtifactStore) -> None:
+    """A Parquet writer writes straight into the store; the object is the same as putting the bytes,
+    and a writer that fails leaves nothing behind."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"x": list(range(1000)), "y": [float(i) / 3 for i in range(1000)]})
+    ref = store.put_written(lambda sink: pq.write_table(table, sink), "application/vnd.apache.parquet")
+    expected = io.BytesIO()
+    pq.write_table(table, expected)
+    assert ref == store.put_bytes(expected.getvalue(), "application/vnd.apache.parquet")
+    assert pq.read_table(io.BytesIO(store.get(ref.sha256))).equals(table)
+
+    def fails(sink: object) -> None:
+        sink.write(b"half a file")  # type: ignore[attr-defined]
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        store.put_written(fails, "application/octet-stream")
+    assert [r.sha256 for r in store.list()] == [ref.sha256]
+    assert not [p for p in (store.root / "staging").iterdir()]

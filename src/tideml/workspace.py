@@ -6,11 +6,12 @@ Resolution of the folder: the `path` argument, then `$TIDE_WORKSPACE`, then `./t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tideml.artifacts import ArtifactRef, ArtifactStore
+from tideml.artifacts import ArtifactRef, ArtifactStore, HashingWriter
 from tideml.config import CONFIG_FILE, Settings, default_toml, load_settings
 from tideml.errors import Conflict, NotFound, ValidationError
 from tideml.lineage import Lineage
@@ -172,6 +173,12 @@ class Workspace:
             ref = self.artifacts.put_bytes(data, media_type or "application/octet-stream")
         else:
             ref = self.artifacts.put_file(data, media_type)
+        self.metadata.record_blob(ref)
+        return ref
+
+    def write_artifact(self, write: Callable[[HashingWriter], object], media_type: str) -> ArtifactRef:
+        """Store what `write` writes to the (hashing) file it is given, and index it."""
+        ref = self.artifacts.put_written(write, media_type)
         self.metadata.record_blob(ref)
         return ref
 

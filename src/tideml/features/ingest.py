@@ -47,7 +47,8 @@ _CHUNK_ROWS = 100_000
 
 @dataclass(frozen=True)
 class PreparedBatch:
-    """A validated batch: features in spec order, typed, event time as a UTC timestamp."""
+    """A validated batch: features in spec order, typed, event time as a UTC timestamp, and no two rows
+    with the same (record id, event time) (the offline manifest records that; datasets rely on it)."""
 
     spec: FeatureGroupSpec
     frame: pl.DataFrame

@@ -767,18 +767,11 @@ class FeatureStore:
             apply_ttl=apply_ttl,
             full_feature_names=full_feature_names,
         )
-        staging = Path(self.ws.settings.artifacts.root) / "staging"
-        staging.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=staging, prefix=".dataset-", suffix=".parquet")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            pq.write_table(
-                result.table, tmp, compression="zstd", use_dictionary=dictionary_columns(result.table.schema)
-            )
-            ref = self.ws.put_artifact(tmp, PARQUET)
-        finally:
-            tmp.unlink(missing_ok=True)
+        dictionaries = dictionary_columns(result.table.schema)
+        ref = self.ws.write_artifact(
+            lambda sink: pq.write_table(result.table, sink, compression="zstd", use_dictionary=dictionaries),
+            PARQUET,
+        )
         manifest: dict[str, Any] = {
             "format": "tideml.features.dataset/1",
             "name": name,
