@@ -73,6 +73,20 @@ def write_log(store: OfflineStore, spec: FeatureGroupSpec, log: list[Row]) -> No
         store.append(spec, frame, api_invocation_us=api, write_us=write, unique_keys=unique)
 
 
+def asof_options(ttl: int | None) -> dict[str, Any]:
+    """The oracle's options for a plain as-of join with entity times (no time travel, no range)."""
+    return {
+        "mode": "asof",
+        "as_of": None,
+        "include_deleted": False,
+        "include_duplicates": False,
+        "recent_records": None,
+        "range": None,
+        "ttl": ttl,
+        "at": 0,
+    }
+
+
 def oracle(
     log: list[Row], entities: list[tuple[int, int]] | None, o: dict[str, Any]
 ) -> list[tuple[int, int, int | None]]:
@@ -238,16 +252,7 @@ def test_oracle_example_tombstone_then_reinsert_late_arrival_and_ttl(tmp_path: P
         .to_pylist()
     )
     assert got == [10, 20, None, 50, 8, None]  # t=9 for id 2: expired (4 + 3 <= 9)
-    o = {
-        "mode": "asof",
-        "as_of": None,
-        "include_deleted": False,
-        "include_duplicates": False,
-        "recent_records": None,
-        "range": None,
-        "ttl": 3,
-        "at": 0,
-    }
+    o = asof_options(ttl=3)
     assert [v for _, _, v in oracle(log, [(1, 1), (1, 2), (1, 4), (1, 6), (2, 4), (2, 9)], o)] == got
     travelled = build_dataset(store, {"g": spec}, ["g.v"], entities=ent, entity_time="t", as_of_us=3)
     assert travelled.table.column("v").to_pylist() == [
@@ -294,16 +299,7 @@ def test_groups_with_unique_keys_join_on_event_time_alone(
     probes = [(rid, t) for rid in (1, 2, 3) for t in range(-1, 8)]
     result = _asof_values(store, spec, probes)
     assert ("b.__tide_t >= g0.__tide_et" in result.sql) is by_event_time
-    o = {
-        "mode": "asof",
-        "as_of": None,
-        "include_deleted": False,
-        "include_duplicates": False,
-        "recent_records": None,
-        "range": None,
-        "ttl": None,
-        "at": 0,
-    }
+    o = asof_options(ttl=None)
     assert result.table.column("v").to_pylist() == [v for _, _, v in oracle(log, probes, o)]
 
 
