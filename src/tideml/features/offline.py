@@ -356,9 +356,27 @@ class AppendTransaction:
             synced = sync_fd is not None and _syncfs(sync_fd)
             if not synced:
                 _fsync_each([Path(path) for path, _ in staged])
-            for path, rows in staged:
-                h = int(Path(path).name.split("_", 1)[0])  # "<hour>_part-<i>.parquet.part"
-                self._place(Path(path), h, rows, *bounds[h], write_us, batch, unique_keys)
+            for path, rows in staged:  # from here on a file belongs to the transaction (abort removes it)
+                hour_index = int(Path(path).name.split("_", 1)[0])  # "<hour>_part-<i>.parquet.part"
+                lo, hi = bounds[hour_index]
+                rel = _file_path(_partition_of(hour_index), hi)
+                target = group_dir / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+                data_file = DataFile(
+                    path=rel,
+                    rows=rows,
+                    size=target.stat().st_size,
+                    min_event_us=lo,
+                    max_event_us=hi,
+                    min_write_us=write_us,
+                    max_write_us=write_us,
+                    columns=tuple(self.schema.names),
+                    batch=batch,
+                    unique_keys=unique_keys,
+                )
+                with self._lock:
+                    self.files.append(data_file)
                 if progress is not None:
                     progress(rows)
             if sync_fd is not None and synced:
@@ -368,39 +386,6 @@ class AppendTransaction:
                 os.close(sync_fd)
             shutil.rmtree(staging, ignore_errors=True)
         return n
-
-    def _place(
-        self,
-        staged: Path,
-        hour: int,
-        rows: int,
-        min_ev: int,
-        max_ev: int,
-        write_us: int,
-        batch: str,
-        unique_keys: bool,
-    ) -> DataFile:
-        """Rename a durable staged file into its partition under a unique name (from then on it
-        belongs to the transaction: `abort` removes it, `commit` publishes it)."""
-        rel = _file_path(_partition_of(hour), max_ev)
-        target = self.store.group_dir(self.spec.name) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, target)
-        data_file = DataFile(
-            path=rel,
-            rows=rows,
-            size=target.stat().st_size,
-            min_event_us=min_ev,
-            max_event_us=max_ev,
-            min_write_us=write_us,
-            max_write_us=write_us,
-            columns=tuple(self.schema.names),
-            batch=batch,
-            unique_keys=unique_keys,
-        )
-        with self._lock:
-            self.files.append(data_file)
-        return data_file
 
     def commit(self) -> list[DataFile]:
         """Make every written file visible at once."""
