@@ -304,7 +304,7 @@ def build_dataset(
         files = offline.select_files(spec.name, min_event_us=lo, max_event_us=hi, max_write_us=as_of_us)
         if mode == "asof" and entities is not None and offline.keys_unique(files):
             by_event_time.add(gi)
-        relation = group_relation_sql(offline, spec, offline.paths(spec.name, files=files))
+        relation = group_relation_sql(offline, spec, offline.paths(spec.name, files))
         cols = [f"{quote_ident(f.feature)} AS __tide_f{i}" for i, f in enumerate(wanted) if f.group == g]
         select = ", ".join(
             [

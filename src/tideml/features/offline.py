@@ -537,22 +537,10 @@ class OfflineStore:
             and (max_write_us is None or f.min_write_us <= max_write_us)
         ]
 
-    def paths(
-        self,
-        group: str,
-        *,
-        min_event_us: int | None = None,
-        max_event_us: int | None = None,
-        max_write_us: int | None = None,
-        files: Sequence[DataFile] | None = None,
-    ) -> list[str]:
-        """Absolute paths of the committed files that may hold rows in the given ranges (or of `files`)."""
+    def paths(self, group: str, files: Sequence[DataFile] | None = None) -> list[str]:
+        """Absolute paths of `files` (default: every committed file of the group)."""
         root = self.group_dir(group)
-        if files is None:
-            files = self.select_files(
-                group, min_event_us=min_event_us, max_event_us=max_event_us, max_write_us=max_write_us
-            )
-        return [str(root / f.path) for f in files]
+        return [str(root / f.path) for f in (self.files(group) if files is None else files)]
 
     @staticmethod
     def keys_unique(files: Sequence[DataFile]) -> bool:
