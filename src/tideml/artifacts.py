@@ -28,10 +28,11 @@ DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 
 class HashingWriter:
-    """A write-only binary file that hashes what goes through it (sha256, as the store keys objects).
-    Closing it leaves the underlying file open: the store finishes the put."""
+    """A write-only binary file that hashes what goes through it (sha256, as the store keys objects)
+    and passes it on to `fh`, or only hashes it (a content fingerprint). Closing it leaves `fh` open:
+    the store finishes the put."""
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: BinaryIO | None = None) -> None:
         self._fh = fh
         self.hash = hashlib.sha256()
         self.size = 0
@@ -40,7 +41,8 @@ class HashingWriter:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data)
         self.hash.update(view)
-        self._fh.write(view)
+        if self._fh is not None:
+            self._fh.write(view)
         self.size += view.nbytes
         return view.nbytes
 
@@ -48,7 +50,8 @@ class HashingWriter:
         return self.size
 
     def flush(self) -> None:
-        self._fh.flush()
+        if self._fh is not None:
+            self._fh.flush()
 
     def writable(self) -> bool:
         return True

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from tideml.artifacts import ArtifactRef
+from tideml.artifacts import ArtifactRef, HashingWriter
 from tideml.errors import NotFound, ValidationError
 from tideml.features._time import MonotonicClock, format_iso, instant_to_us, us_to_datetime
 from tideml.features.catalog import GroupCatalog, GroupRecord, iso_utc
@@ -84,29 +84,10 @@ class _Cached:
     names: frozenset[str]
 
 
-class _HashSink:
-    """A write-only file that only hashes what is written (for fingerprints of in-memory frames)."""
-
-    def __init__(self) -> None:
-        self.hash = hashlib.sha256()
-        self.closed = False
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self.hash.update(view)
-        return view.nbytes
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def frame_sha256(frame: pl.DataFrame) -> str:
     """A content hash of a frame (its Arrow IPC stream)."""
     table = frame.to_arrow()
-    sink = _HashSink()
+    sink = HashingWriter()
     with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
         writer.write_table(table)
     return sink.hash.hexdigest()
