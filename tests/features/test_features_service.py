@@ -236,3 +236,40 @@ def test_dataset_with_entities_and_clear_errors(fs: FeatureStore, article_data: 
         fs.dataset(["customers.customer_age"], entities=ent, entity_time="when", include_duplicates=True)
     full = fs.dataset(["customers.event_time"], entities=ent, entity_time="when", full_feature_names=True)
     assert full.frame.columns == ["policy_id", "when", "customers__event_time"]
+
+
+def test_dataset_reads_files_that_predate_an_added_feature(fs: FeatureStore) -> None:
+    """Rows written before `update_group(add_features=…)` read the new feature as null, in every mode
+    (the entity join reads the files with polars, the other modes with DuckDB: both must agree)."""
+    fs.create_group(customers_spec())
+    fs.put_record("customers", {"policy_id": 1, "event_time": "2024-01-01", "customer_age": 30})
+    fs.put_record("customers", {"policy_id": 2, "event_time": "2024-01-01", "policy_state": "OH"})
+    fs.update_group(
+        "customers", add_features=[FeatureDefinition(name="auto_year", type=FeatureType.INTEGRAL)]
+    )
+    fs.put_record(
+        "customers",
+        {"policy_id": 2, "event_time": "2024-02-01", "policy_state": "CA", "auto_year": 2019},
+    )
+    ent = pl.DataFrame(
+        {"policy_id": [2, 1, 2, 3], "when": ["2024-01-15", "2024-03-01", "2024-03-01", "2024-03-01"]}
+    )
+    wanted = ["customers.policy_state", "customers.auto_year", "customers.customer_age"]
+    keyed = fs.dataset(wanted, entities=ent, entity_time="when").frame
+    assert keyed.rows() == [
+        (2, "2024-01-15", "OH", None, None),
+        (1, "2024-03-01", None, None, 30),
+        (2, "2024-03-01", "CA", 2019, None),
+        (3, "2024-03-01", None, None, None),
+    ]
+    assert keyed.schema["auto_year"] == pl.Int64 and keyed.schema["policy_state"] == pl.String
+    every = fs.dataset(wanted, entities=ent, entity_time="when", mode="all").frame
+    assert every.rows() == [
+        (2, "2024-01-15", "OH", None, None),
+        (1, "2024-03-01", None, None, 30),
+        (2, "2024-03-01", "CA", 2019, None),
+        (2, "2024-03-01", "OH", None, None),
+        (3, "2024-03-01", None, None, None),
+    ]
+    snapshot = fs.dataset(wanted, at="2024-03-01").frame.sort("policy_id")
+    assert snapshot.rows() == [(1, None, None, 30), (2, "CA", 2019, None)]

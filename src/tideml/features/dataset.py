@@ -216,6 +216,11 @@ def build_dataset(
     names = [f"{r.group}__{r.feature}" if full_feature_names else r.feature for r in wanted]
 
     # -- the entity (base) relation ----------------------------------------------------------------
+    # mode asof with entities ("keyed"): DuckDB's ASOF join matches each entity row to a row number
+    # of its group's frame (read by polars), and the features are gathered by those numbers. The join
+    # then sorts keys only, not keys and features: at 1M x 10M it took 0.9 s instead of 2.0 s.
+    keyed = mode == "asof" and entities is not None
+    frames: dict[int, pl.DataFrame] = {}  # keyed: each group's requested features, by row number
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -270,7 +275,8 @@ def build_dataset(
             extra.append(us.cast(pl.Datetime("us", "UTC")).alias(f"{_INTERNAL}t"))
         else:
             extra.append(pl.Series(f"{_INTERNAL}t", [at] * entities.height).cast(pl.Datetime("us", "UTC")))
-        base_frame = entities.with_columns(extra)
+        # keyed: the join only finds each entity row's matching row; the entity columns never enter SQL
+        base_frame = pl.DataFrame(extra) if keyed else entities.with_columns(extra)
         con.register("__tide_entities", base_frame.to_arrow())
         ctes.append(
             "base AS (SELECT *, row(__tide_t, 'infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ) AS __tide_o "
@@ -302,16 +308,29 @@ def build_dataset(
         if include_deleted:
             conds.append("NOT is_deleted")
         files = offline.select_files(spec.name, min_event_us=lo, max_event_us=hi, max_write_us=as_of_us)
-        if mode == "asof" and entities is not None and offline.keys_unique(files):
+        if keyed and offline.keys_unique(files):
             by_event_time.add(gi)
-        relation = group_relation_sql(offline, spec, offline.paths(spec.name, files))
-        cols = [f"{quote_ident(f.feature)} AS __tide_f{i}" for i, f in enumerate(wanted) if f.group == g]
+        order = [] if gi in by_event_time else [f"row({et}, api_invocation_time, write_time) AS __tide_o"]
+        if keyed:
+            needed = [spec.record_identifier, spec.event_time, "is_deleted"]
+            needed += ["write_time"] if as_of_us is not None or order else []
+            needed += ["api_invocation_time"] if order else []
+            feats = [f.feature for f in wanted if f.group == g]
+            frame = offline.read_frame(spec, files, list(dict.fromkeys(needed + feats)))
+            frame = frame.with_row_index(f"{_INTERNAL}r")
+            frames[gi] = frame.select(feats).rechunk()  # gathers across ~1,000 chunks cost more
+            con.register(f"{_INTERNAL}src{gi}", frame.select(f"{_INTERNAL}r", *needed).to_arrow())
+            relation = f"SELECT * FROM {_INTERNAL}src{gi}"
+            cols = [f"{_INTERNAL}r"]
+        else:
+            relation = group_relation_sql(offline, spec, offline.paths(spec.name, files))
+            cols = [f"{quote_ident(f.feature)} AS __tide_f{i}" for i, f in enumerate(wanted) if f.group == g]
         select = ", ".join(
             [
                 f"{quote_ident(spec.record_identifier)} AS __tide_k",
                 f"{et} AS __tide_et",
                 "is_deleted AS __tide_del",
-                f"row({et}, api_invocation_time, write_time) AS __tide_o",
+                *order,
                 *cols,
             ]
         )
@@ -347,19 +366,25 @@ def build_dataset(
             return None
         return f"b.__tide_t >= g{gi}.__tide_et + to_seconds({int(ttl)}::BIGINT)"
 
-    ent_select = [f"b.{quote_ident(c)}" for c in entity_columns]
-    feat_select = []
+    def hidden(gi: int, g: str) -> str:
+        """asof: the matched row is a tombstone, or had expired at the entity row's time."""
+        expired = ttl_expired(gi, g)
+        return f"g{gi}.__tide_del" + (f" OR {expired}" if expired else "")
+
     gi_of = {g: gi for gi, g in enumerate(groups)}
-    for i, (ref, name) in enumerate(zip(wanted, names, strict=True)):
-        gi = gi_of[ref.group]
-        col = f"g{gi}.__tide_f{i}"
-        if mode == "asof":
-            nulls = [f"g{gi}.__tide_del"]
-            expired = ttl_expired(gi, ref.group)
-            if expired:
-                nulls.append(expired)
-            col = f"CASE WHEN {' OR '.join(nulls)} THEN NULL ELSE {col} END"
-        feat_select.append(f"{col} AS {quote_ident(name)}")
+    if keyed:  # each group's matched row number, null when there is none or it is hidden
+        select = [
+            f"CASE WHEN {hidden(gi, g)} THEN NULL ELSE g{gi}.__tide_r END AS __tide_r{gi}"
+            for gi, g in enumerate(groups)
+        ]
+    else:
+        select = [f"b.{quote_ident(c)}" for c in entity_columns]
+        for i, (ref, name) in enumerate(zip(wanted, names, strict=True)):
+            gi = gi_of[ref.group]
+            col = f"g{gi}.__tide_f{i}"
+            if mode == "asof":
+                col = f"CASE WHEN {hidden(gi, ref.group)} THEN NULL ELSE {col} END"
+            select.append(f"{col} AS {quote_ident(name)}")
 
     if mode == "asof":
         # the greatest row with event time <= t; when no two rows share an id and an event time
@@ -369,7 +394,7 @@ def build_dataset(
             + (f"b.__tide_t >= g{gi}.__tide_et" if gi in by_event_time else f"b.__tide_o >= g{gi}.__tide_o")
             for gi in range(len(groups))
         )
-        body = f"SELECT {', '.join(ent_select + feat_select)} FROM base b {joins} ORDER BY b.__tide_row"
+        body = f"SELECT {', '.join(select)} FROM base b {joins} ORDER BY b.__tide_row"
     else:
         source = "base"
         if not include_deleted:
@@ -402,12 +427,24 @@ def build_dataset(
                 f"{order}, b.__tide_row) <= {int(recent_records)}"
             )
         body = (
-            f"SELECT {', '.join(ent_select + feat_select)} FROM {source} b {' '.join(joins_list)}"
+            f"SELECT {', '.join(select)} FROM {source} b {' '.join(joins_list)}"
             f"{qualify} ORDER BY b.__tide_row, {order}"
         )
     sql = "WITH " + ",\n".join(ctes) + "\n" + body
     try:
         table = con.sql(sql).to_arrow_table()
+        if keyed:
+            assert entities is not None
+            rows = pl.from_arrow(table)
+            assert isinstance(rows, pl.DataFrame)
+            gathered = [
+                frames[gi_of[ref.group]]
+                .get_column(ref.feature)
+                .gather(rows.get_column(f"__tide_r{gi_of[ref.group]}"))
+                .alias(name)
+                for ref, name in zip(wanted, names, strict=True)
+            ]
+            table = entities.hstack(gathered).to_arrow(compat_level=pl.CompatLevel.oldest())
     except duckdb.Error as exc:
         raise ValidationError(
             f"the dataset query failed ({str(exc).splitlines()[0]})",
