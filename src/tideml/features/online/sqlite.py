@@ -34,12 +34,23 @@ CREATE TABLE IF NOT EXISTS online_records (
     PRIMARY KEY (grp, id)
 ) WITHOUT ROWID
 """
-_UPSERT = (
-    "INSERT INTO online_records (grp, id, event_us, expires_us, deleted, payload) VALUES (?, ?, ?, ?, ?, ?) "
+_ON_CONFLICT = (
     "ON CONFLICT (grp, id) DO UPDATE SET event_us = excluded.event_us, expires_us = excluded.expires_us, "
     "deleted = excluded.deleted, payload = excluded.payload "
     "WHERE excluded.event_us >= online_records.event_us"
 )
+_ROWS_PER_UPSERT = 1000  # rows per statement (6 parameters each); fewer if SQLite allows fewer
+
+
+def _upsert(rows: int) -> str:
+    """The newer-wins upsert of `rows` records in one statement."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO online_records (grp, id, event_us, expires_us, deleted, payload) VALUES {values} "
+        + _ON_CONFLICT
+    )
+
+
 _READ = "SELECT event_us, expires_us, deleted, payload FROM online_records WHERE grp = ? AND id = ?"
 _IN_CHUNK = 500
 _MMAP_MB = 1024
@@ -127,9 +138,14 @@ class SqliteOnlineStore(OnlineStore):
         ]
         # in key order the upserts walk the B-tree instead of jumping around it: 2x faster for 100k rows
         rows.sort(key=itemgetter(1))
+        # many rows per statement: a thousandth of the statement steps, each of which drops and takes
+        # back the GIL (100k rows alone: 0.41 -> 0.34 s; repeated ids still apply in batch order)
         with self._write_txn() as con:
+            per = min(_ROWS_PER_UPSERT, con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 6)
             before = con.total_changes
-            con.executemany(_UPSERT, rows)
+            for start in range(0, len(rows), per):
+                part = rows[start : start + per]
+                con.execute(_upsert(len(part)), [value for row in part for value in row])
             return con.total_changes - before
 
     def read(self, group: str, record_id: str) -> StoredRecord | None:
