@@ -242,6 +242,8 @@ def test_dataset_reads_files_that_predate_an_added_feature(fs: FeatureStore) -> 
     """Rows written before `update_group(add_features=…)` read the new feature as null, in every mode
     (the entity join reads the files with polars, the other modes with DuckDB: both must agree)."""
     fs.create_group(customers_spec())
+    empty = fs.dataset(["customers.customer_age"], entities=pl.DataFrame({"policy_id": [1]})).frame
+    assert empty.rows() == [(1, None)]  # a group without files: every feature null
     fs.put_record("customers", {"policy_id": 1, "event_time": "2024-01-01", "customer_age": 30})
     fs.put_record("customers", {"policy_id": 2, "event_time": "2024-01-01", "policy_state": "OH"})
     fs.update_group(

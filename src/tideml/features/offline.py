@@ -548,14 +548,17 @@ class OfflineStore:
         """`columns` of `files` as one frame in the group's current schema (null where a file predates
         a column). Polars reads many small partition files faster than DuckDB's `read_parquet`
         (720 hour files, 1M rows, into memory: 0.13 s against 0.38 s)."""
-        full = pl.from_arrow(arrow_schema(spec).empty_table())
-        assert isinstance(full, pl.DataFrame)
+        timestamp = pl.Datetime("us", "UTC")
+        schema = pl.Schema(
+            [(f.name, timestamp if f.name == spec.event_time else f.type.polars_dtype) for f in spec.features]
+            + [("write_time", timestamp), ("api_invocation_time", timestamp), ("is_deleted", pl.Boolean())]
+        )
         if not files:
-            return full.select(columns)
+            return pl.DataFrame(schema=schema).select(columns)
         return (
             pl.scan_parquet(
                 self.paths(spec.name, files),
-                schema=full.schema,
+                schema=schema,
                 missing_columns="insert",
                 extra_columns="ignore",
                 hive_partitioning=False,
