@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tideml.features import dataset as dataset_module
 from tideml.features.dataset import build_dataset
 from tideml.features.offline import OfflineStore
 from tideml.features.spec import FeatureGroupSpec
@@ -182,6 +184,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Row], list[tuple[int, int]] | None,
         "recent_records": draw(st.one_of(st.none(), st.integers(1, 3))) if mode == "all" else None,
         "range": None if lo is None and hi is None else (lo, hi),
         "ttl": draw(st.one_of(st.none(), st.integers(1, 4))),
+        "one_pass_rows": draw(st.sampled_from([0, 1_000])),  # 0: keys first, then the matched rows
     }
     return log, entities, options
 
@@ -203,25 +206,26 @@ def test_dataset_matches_the_oracle(tmp_path_factory: pytest.TempPathFactory, sc
             }
         )
     lo, hi = o["range"] or (None, None)
-    result = build_dataset(
-        store,
-        {"g": spec},
-        ["g.v"],
-        entities=ent,
-        entity_time="t" if ent is not None else None,
-        at_us=(T0 + o["at"]) * 1_000_000,
-        as_of_us=o["as_of"],
-        include_deleted=o["include_deleted"],
-        include_duplicates=o["include_duplicates"],
-        recent_records=o["recent_records"],
-        event_time_range=None
-        if o["range"] is None
-        else (
-            None if lo is None else (T0 + lo) * 1_000_000,
-            None if hi is None else (T0 + hi) * 1_000_000,
-        ),
-        mode=o["mode"],
-    )
+    with mock.patch.object(dataset_module, "_ONE_PASS_ROWS", o["one_pass_rows"]):
+        result = build_dataset(
+            store,
+            {"g": spec},
+            ["g.v"],
+            entities=ent,
+            entity_time="t" if ent is not None else None,
+            at_us=(T0 + o["at"]) * 1_000_000,
+            as_of_us=o["as_of"],
+            include_deleted=o["include_deleted"],
+            include_duplicates=o["include_duplicates"],
+            recent_records=o["recent_records"],
+            event_time_range=None
+            if o["range"] is None
+            else (
+                None if lo is None else (T0 + lo) * 1_000_000,
+                None if hi is None else (T0 + hi) * 1_000_000,
+            ),
+            mode=o["mode"],
+        )
     got_rows = result.table.to_pylist()
     want = oracle(log, entities, o)
     if entities is None:  # snapshot: one row per visible id, in id order

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from tideml.errors import Conflict, NotFound, ValidationError
 from tideml.features import FeatureDefinition, FeatureStore, FeatureType
+from tideml.features import dataset as dataset_module
 from tideml.meta.models import LineageAction
 from tideml.workspace import Workspace
 
@@ -238,9 +239,13 @@ def test_dataset_with_entities_and_clear_errors(fs: FeatureStore, article_data: 
     assert full.frame.columns == ["policy_id", "when", "customers__event_time"]
 
 
-def test_dataset_reads_files_that_predate_an_added_feature(fs: FeatureStore) -> None:
+@pytest.mark.parametrize("one_pass_rows", [2_000_000, 0])
+def test_dataset_reads_files_that_predate_an_added_feature(
+    fs: FeatureStore, monkeypatch: pytest.MonkeyPatch, one_pass_rows: int
+) -> None:
     """Rows written before `update_group(add_features=…)` read the new feature as null, in every mode
-    (the entity join reads the files with polars, the other modes with DuckDB: both must agree)."""
+    (the entity join reads the files with polars, in one pass or two, the other modes with DuckDB)."""
+    monkeypatch.setattr(dataset_module, "_ONE_PASS_ROWS", one_pass_rows)
     fs.create_group(customers_spec())
     empty = fs.dataset(["customers.customer_age"], entities=pl.DataFrame({"policy_id": [1]})).frame
     assert empty.rows() == [(1, None)]  # a group without files: every feature null

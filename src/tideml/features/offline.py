@@ -543,11 +543,17 @@ class OfflineStore:
         return [str(root / f.path) for f in (self.files(group) if files is None else files)]
 
     def read_frame(
-        self, spec: FeatureGroupSpec, files: Sequence[DataFile], columns: Sequence[str]
+        self,
+        spec: FeatureGroupSpec,
+        files: Sequence[DataFile],
+        columns: Sequence[str],
+        *,
+        rows: pl.Series | None = None,
     ) -> pl.DataFrame:
-        """`columns` of `files` as one frame in the group's current schema (null where a file predates
-        a column). Polars reads many small partition files faster than DuckDB's `read_parquet`
-        (720 hour files, 1M rows, into memory: 0.13 s against 0.38 s)."""
+        """`columns` of `files`, in that order, as one frame in the group's current schema (null where
+        a file predates a column). With `rows` (ascending row numbers of that frame), only those rows:
+        the reader skips the rest without keeping them. Polars reads many small partition files faster
+        than DuckDB's `read_parquet` (720 hour files, 1M rows, into memory: 0.13 s against 0.38 s)."""
         timestamp = pl.Datetime("us", "UTC")
         schema = pl.Schema(
             [(f.name, timestamp if f.name == spec.event_time else f.type.polars_dtype) for f in spec.features]
@@ -555,17 +561,17 @@ class OfflineStore:
         )
         if not files:
             return pl.DataFrame(schema=schema).select(columns)
-        return (
-            pl.scan_parquet(
-                self.paths(spec.name, files),
-                schema=schema,
-                missing_columns="insert",
-                extra_columns="ignore",
-                hive_partitioning=False,
-            )
-            .select(columns)
-            .collect()
+        scan = pl.scan_parquet(
+            self.paths(spec.name, files),
+            schema=schema,
+            missing_columns="insert",
+            extra_columns="ignore",
+            hive_partitioning=False,
+            row_index_name=None if rows is None else "__tide_row",
         )
+        if rows is not None:
+            scan = scan.filter(pl.col("__tide_row").is_in(rows.implode()))
+        return scan.select(columns).collect()
 
     @staticmethod
     def keys_unique(files: Sequence[DataFile]) -> bool:
