@@ -61,6 +61,22 @@ def test_prepare_types_times_and_nan() -> None:
     assert payload == {"id": 1, "ts": "2024-01-01T00:00:00Z", "amount": 1.5, "count": 1, "state": "CA"}
 
 
+def test_online_writes_are_the_latest_per_id_in_id_order() -> None:
+    """Id order lets a store written in chunks append key ranges (SQLite's B-tree)."""
+    frame = pl.DataFrame(
+        {
+            "id": [7, 30, 2, 100, 2, 30],
+            "ts": [f"2024-01-0{d}" for d in (1, 1, 3, 1, 1, 2)],
+            "amount": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "count": [1, 2, 3, 4, 5, 6],
+            "state": ["a", "b", "c", "d", "e", "f"],
+        }
+    )
+    writes = online_writes(small_spec(), prepare_batch(small_spec(), frame).frame)
+    assert writes.ids == ["100", "2", "30", "7"]  # the stores' (text) key order, not the input's
+    assert [decode_payload(p or b"")["count"] for p in writes.payloads] == [4, 3, 6, 1]
+
+
 @pytest.mark.parametrize(
     ("column", "values", "field", "text"),
     [
