@@ -185,6 +185,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Row], list[tuple[int, int]] | None,
         "range": None if lo is None and hi is None else (lo, hi),
         "ttl": draw(st.one_of(st.none(), st.integers(1, 4))),
         "one_pass_rows": draw(st.sampled_from([0, 1_000])),  # 0: keys first, then the matched rows
+        "sorted_keys": draw(st.booleans()),  # unique integer keys: one sort, or DuckDB's ASOF join
     }
     return log, entities, options
 
@@ -206,7 +207,10 @@ def test_dataset_matches_the_oracle(tmp_path_factory: pytest.TempPathFactory, sc
             }
         )
     lo, hi = o["range"] or (None, None)
-    with mock.patch.object(dataset_module, "_ONE_PASS_ROWS", o["one_pass_rows"]):
+    with (
+        mock.patch.object(dataset_module, "_ONE_PASS_ROWS", o["one_pass_rows"]),
+        mock.patch.object(dataset_module, "_SORTED_KEYS", o["sorted_keys"]),
+    ):
         result = build_dataset(
             store,
             {"g": spec},
@@ -286,11 +290,13 @@ def _asof_values(store: OfflineStore, spec: FeatureGroupSpec, probes: list[tuple
         ([[(1, 1, 10)], [(1, 1, 99)]], False),  # the same (id, t) twice: the later call wins
     ],
 )
+@pytest.mark.parametrize("sorted_keys", [True, False])
 def test_groups_with_unique_keys_join_on_event_time_alone(
-    tmp_path: Path, batches: list[list[tuple[int, int, int]]], by_event_time: bool
+    tmp_path: Path, batches: list[list[tuple[int, int, int]]], by_event_time: bool, sorted_keys: bool
 ) -> None:
-    """When the manifest proves no two rows share an id and an event time, the ASOF join drops the
-    (event, api, write) tie-break key; the answers are the oracle's either way."""
+    """When the manifest proves no two rows share an id and an event time, the join drops the
+    (event, api, write) tie-break key: one sort of packed (id, time) keys, or DuckDB's ASOF join on
+    the event time; the answers are the oracle's every way."""
     spec = make_spec(ttl=None)
     store = OfflineStore(tmp_path)
     log = [
@@ -301,8 +307,13 @@ def test_groups_with_unique_keys_join_on_event_time_alone(
     write_log(store, spec, log)
     assert OfflineStore.keys_unique(store.files("g")) is by_event_time
     probes = [(rid, t) for rid in (1, 2, 3) for t in range(-1, 8)]
-    result = _asof_values(store, spec, probes)
-    assert ("b.__tide_t >= g0.__tide_et" in result.sql) is by_event_time
+    with mock.patch.object(dataset_module, "_SORTED_KEYS", sorted_keys):
+        result = _asof_values(store, spec, probes)
+    if by_event_time:
+        assert result.joins == {"g": "sorted-keys" if sorted_keys else "asof-event-time"}
+        assert ("b.__tide_t >= g0.__tide_et" in result.sql) is not sorted_keys
+    else:
+        assert result.joins == {"g": "asof-tie-break"} and "b.__tide_o >= g0.__tide_o" in result.sql
     o = asof_options(ttl=None)
     assert result.table.column("v").to_pylist() == [v for _, _, v in oracle(log, probes, o)]
 
@@ -325,3 +336,44 @@ def test_unique_keys_are_unknown_for_old_manifests_and_kept_through_compaction(t
     (merged,) = store.files("g")
     assert not merged.unique_keys and not OfflineStore.keys_unique([merged])
     assert _asof_values(store, spec, [(1, 6)]).table.column("v").to_pylist() == [12]
+
+
+@pytest.mark.parametrize("id_span", [8, 1 << 40])
+def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not_pack(
+    tmp_path: Path, id_span: int
+) -> None:
+    """Entity ids outside the group's range or null never match; entity times far before or after
+    every row behave like the group's first and last instants; ids and times that need more than 63
+    bits together (here 2^40 ids over ~3 years of microseconds) take DuckDB's ASOF join instead."""
+    spec = make_spec(ttl=10)
+    store = OfflineStore(tmp_path)
+    year = 365 * 86_400
+    log = [
+        Row(1, 0, False, 10, api=1, write=1),
+        Row(1, 3600, True, None, api=1, write=1),  # deleted an hour later (its own partition)
+        Row(1, 7200, False, 70, api=1, write=1),  # re-inserted an hour after that
+        Row(id_span, 3 * year, False, 99, api=1, write=1),
+    ]
+    write_log(store, spec, log)
+    probes: list[tuple[int | None, int]] = [
+        (1, -year),  # before every row: nothing
+        (1, 0),  # the same instant as the row: it matches
+        (1, 3601),  # after the tombstone
+        (1, 7201),
+        (1, 7210),  # 7200 + 10: expired
+        (0, 7201),  # below the id range
+        (None, 7201),  # no id
+        (id_span, 3 * year),
+        (id_span, 3 * year + 9),
+        (id_span + 1, 50 * year),  # above the id range, far in the future
+    ]
+    ent = pl.DataFrame(
+        {
+            "row": list(range(len(probes))),
+            "id": [e for e, _ in probes],
+            "t": [T0 + t for _, t in probes],
+        }
+    )
+    result = build_dataset(store, {"g": spec}, ["g.v"], entities=ent, entity_time="t")
+    assert result.joins == {"g": "sorted-keys" if id_span == 8 else "asof-event-time"}
+    assert result.table.column("v").to_pylist() == [None, 10, None, 70, None, None, None, 99, 99, None]

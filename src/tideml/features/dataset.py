@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -45,6 +46,7 @@ __all__ = ["DatasetTable", "FeatureRef", "build_dataset", "parse_feature_refs"]
 Mode = Literal["asof", "all"]
 _INTERNAL = "__tide_"
 _ONE_PASS_ROWS = 2_000_000
+_SORTED_KEYS = True  # match unique integer keys by one sort (_match_sorted_keys); tests turn it off
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class DatasetTable:
     entity_columns: list[str]
     options: dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0
+    # group -> how its rows were matched: sorted-keys, asof-event-time, asof-tie-break or all-tie-break
+    joins: dict[str, str] = field(default_factory=dict)
 
 
 def _split_ref(text: str, what: str) -> tuple[str, str]:
@@ -163,6 +167,65 @@ def _entity_key(entities: pl.DataFrame, column: str, spec: FeatureGroupSpec) -> 
     return key
 
 
+def _match_sorted_keys(
+    rows: pl.DataFrame, entity_key: pl.Series, entity_t: pl.Series, ttl_seconds: int | None
+) -> pl.Series | None:
+    """Each entity row's match among a group's candidate `rows` (columns: row number, record id,
+    event time, is_deleted; no two rows share an id and an event time), or None when the ids and
+    times do not pack into 63 bits.
+
+    The as-of join as one sort and a binary search: each row's key packs (id, event time, 0) and
+    each entity row's (id, time, 1) into a uint64 whose order is the (id, time) order with a feature
+    row before an entity row at the same instant. The greatest feature key below an entity key is
+    then the latest row with that id at or before that time, if its id is the entity's. One sort of
+    the group's keys (1M x 10M: ~0.6 s against ~1.2 s for DuckDB's ASOF JOIN, which sorts keys and
+    row numbers by two columns). The match is null when there is none, or it is a tombstone, or it
+    had expired (TTL) at the entity row's time.
+    """
+    n = entity_key.len()
+    if rows.height == 0:
+        return pl.repeat(None, n, dtype=pl.Int64, eager=True)
+    rows = rows.rechunk()  # one buffer per column: numpy views, and gathers that do not hop chunks
+    row_number, gid, gt, deleted = (
+        rows.get_column(c).to_physical().to_numpy() for c in rows.columns[:4]
+    )  # the event time as epoch microseconds
+    id_lo, id_hi, t_lo, t_hi = int(gid.min()), int(gid.max()), int(gt.min()) - 1, int(gt.max())
+    shift = (t_hi - t_lo).bit_length() + 1  # + the feature/entity bit; entity times clamp to the range
+    if (id_hi - id_lo).bit_length() + shift > 63:
+        return None
+
+    def pack(ids: np.ndarray, times: np.ndarray, entity: int) -> pl.Series:
+        """(id, time, entity) as one non-negative int64, in place: each 80 MB temporary of a 10M-row
+        group is fresh memory the kernel must fault in (~0.1 s each on this VM)."""
+        key = ids - id_lo
+        key <<= shift
+        times = times - t_lo
+        times <<= 1
+        key |= times
+        key |= entity
+        return pl.Series(key)
+
+    keys = pack(gid, gt, 0)
+    order = keys.arg_sort()
+    sorted_keys = keys.gather(order).to_numpy()
+    t_us = entity_t.to_physical().to_numpy()
+    known = (entity_key.is_not_null() & entity_key.is_between(id_lo, id_hi)).to_numpy()
+    eid = entity_key.fill_null(id_lo).clip(id_lo, id_hi).to_numpy()
+    entity_keys = pack(eid, t_us.clip(t_lo, t_hi), 1)
+    entity_order = entity_keys.arg_sort()  # a search in key order reads memory in order
+    ordered = entity_keys.gather(entity_order).to_numpy()
+    pos = np.empty(n, np.int64)
+    pos[entity_order.to_numpy()] = np.searchsorted(sorted_keys, ordered) - 1
+    hit = pos.clip(0)
+    found = known & (pos >= 0) & (sorted_keys[hit] >> shift == entity_keys.to_numpy() >> shift)
+    index = order.to_numpy()[hit]
+    found &= ~deleted[index]
+    if ttl_seconds is not None:
+        found &= t_us < gt[index] + ttl_seconds * 1_000_000
+    matched = row_number[index]
+    return pl.select(pl.when(pl.lit(found)).then(pl.lit(matched, pl.Int64))).to_series()
+
+
 def build_dataset(
     offline: OfflineStore,
     specs: Mapping[str, FeatureGroupSpec],
@@ -226,7 +289,7 @@ def build_dataset(
     # opens every file (100k x 1M, 720 files: 0.30 s in one pass, 0.39 s in two).
     keyed = mode == "asof" and entities is not None
     frames: dict[int, pl.DataFrame] = {}  # keyed, one pass: each group's requested features
-    later: dict[int, tuple[FeatureGroupSpec, list[DataFile], list[str]]] = {}  # keyed, two passes
+    later: dict[int, tuple[FeatureGroupSpec, list[DataFile], list[str], int]] = {}  # keyed, two passes
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -300,7 +363,8 @@ def build_dataset(
         )
 
     # -- one candidate relation per group ----------------------------------------------------------
-    def candidates(gi: int, g: str) -> str:
+    def candidates(gi: int, g: str) -> str | None:
+        """Group gi's candidate rows as a CTE, or None when its matches were found without SQL."""
         spec = specs[g]
         et = quote_ident(spec.event_time)
         conds = []
@@ -324,11 +388,25 @@ def build_dataset(
             feats = [f.feature for f in wanted if f.group == g]
             if sum(f.rows for f in files) > _ONE_PASS_ROWS:
                 frame = offline.read_frame(spec, files, needed).with_row_index(f"{_INTERNAL}r")
-                later[gi] = (spec, files, feats)
+                later[gi] = (spec, files, feats, frame.height)
             else:
                 frame = offline.read_frame(spec, files, list(dict.fromkeys(needed + feats)))
                 frame = frame.with_row_index(f"{_INTERNAL}r")
                 frames[gi] = frame.select(feats).rechunk()  # gathers across ~1,000 chunks cost more
+            if gi in by_event_time and spec.id_type is not FeatureType.STRING and _SORTED_KEYS:
+                keep = [pl.col("write_time").dt.epoch("us") <= as_of_us] if as_of_us is not None else []
+                keep += [pl.col(spec.event_time).dt.epoch("us") >= lo] if lo is not None else []
+                keep += [pl.col(spec.event_time).dt.epoch("us") <= hi] if hi is not None else []
+                keep += [~pl.col("is_deleted")] if include_deleted else []
+                found = _match_sorted_keys(
+                    (frame.filter(*keep) if keep else frame).select(f"{_INTERNAL}r", *needed[:3]),
+                    base_frame.get_column(f"{_INTERNAL}k{gi}"),
+                    base_frame.get_column(f"{_INTERNAL}t"),
+                    spec.ttl_seconds if apply_ttl else None,
+                )
+                if found is not None:
+                    sorted_keys[gi] = found
+                    return None
             con.register(f"{_INTERNAL}src{gi}", frame.select(f"{_INTERNAL}r", *needed).to_arrow())
             relation = f"SELECT * FROM {_INTERNAL}src{gi}"
             cols = [f"{_INTERNAL}r"]
@@ -351,8 +429,12 @@ def build_dataset(
         return f"g{gi} AS (SELECT {select} FROM ({relation}){where}{dedup})"
 
     by_event_time: set[int] = set()  # groups whose rows have unique (id, event time): no tie-break key
+    sorted_keys: dict[int, pl.Series] = {}  # keyed: groups matched by _match_sorted_keys, not SQL
     for gi, g in enumerate(groups):
-        ctes.append(candidates(gi, g))
+        cte = candidates(gi, g)
+        if cte is not None:
+            ctes.append(cte)
+    in_sql = [gi for gi in range(len(groups)) if gi not in sorted_keys]
 
     if entities is None:
         # every id with a visible record in the first group as of `at`
@@ -384,8 +466,8 @@ def build_dataset(
     gi_of = {g: gi for gi, g in enumerate(groups)}
     if keyed:  # each group's matched row number, null when there is none or it is hidden
         select = [
-            f"CASE WHEN {hidden(gi, g)} THEN NULL ELSE g{gi}.__tide_r END AS __tide_r{gi}"
-            for gi, g in enumerate(groups)
+            f"CASE WHEN {hidden(gi, groups[gi])} THEN NULL ELSE g{gi}.__tide_r END AS __tide_r{gi}"
+            for gi in in_sql
         ]
     else:
         select = [f"b.{quote_ident(c)}" for c in entity_columns]
@@ -402,7 +484,7 @@ def build_dataset(
         joins = " ".join(
             f"ASOF LEFT JOIN g{gi} ON b.__tide_k{gi} = g{gi}.__tide_k AND "
             + (f"b.__tide_t >= g{gi}.__tide_et" if gi in by_event_time else f"b.__tide_o >= g{gi}.__tide_o")
-            for gi in range(len(groups))
+            for gi in in_sql
         )
         body = f"SELECT {', '.join(select)} FROM base b {joins} ORDER BY b.__tide_row"
     else:
@@ -440,18 +522,23 @@ def build_dataset(
             f"SELECT {', '.join(select)} FROM {source} b {' '.join(joins_list)}"
             f"{qualify} ORDER BY b.__tide_row, {order}"
         )
-    sql = "WITH " + ",\n".join(ctes) + "\n" + body
+    sql = "WITH " + ",\n".join(ctes) + "\n" + body if in_sql else ""
     try:
-        table = con.sql(sql).to_arrow_table()
+        table = con.sql(sql).to_arrow_table() if sql else pa.table({})
         if keyed:
             assert entities is not None
-            matched = pl.DataFrame(table)
-            for gi, (spec, files, feats) in later.items():  # the matched rows only, in row order
-                r = pl.col(f"__tide_r{gi}")
-                picked = matched.get_column(f"__tide_r{gi}").drop_nulls().unique().sort()
+            matched = pl.DataFrame(
+                [*pl.DataFrame(table).get_columns()]
+                + [found.alias(f"__tide_r{gi}") for gi, found in sorted_keys.items()]
+            )
+            for gi, (spec, files, feats, height) in later.items():  # the matched rows only, in order
+                r = matched.get_column(f"__tide_r{gi}")
+                taken = np.zeros(height, np.bool_)
+                taken[r.drop_nulls().to_numpy()] = True
+                picked = pl.Series(np.flatnonzero(taken))
                 frames[gi] = offline.read_frame(spec, files, feats, rows=picked).rechunk()
-                position = pl.when(r.is_not_null()).then(pl.lit(picked).search_sorted(r))
-                matched = matched.with_columns(position.alias(f"__tide_r{gi}"))
+                rank = pl.Series(np.cumsum(taken, dtype=np.int64) - 1)  # a picked row's place in frames[gi]
+                matched = matched.with_columns(rank.gather(r).alias(f"__tide_r{gi}"))
             gathered = [
                 frames[gi_of[ref.group]]
                 .get_column(ref.feature)
@@ -469,6 +556,12 @@ def build_dataset(
     finally:
         con.close()
     n_feat = len(refs)
+
+    def join_kind(gi: int) -> str:
+        if gi in sorted_keys:
+            return "sorted-keys"
+        return f"{mode}-{'event-time' if gi in by_event_time else 'tie-break'}"
+
     return DatasetTable(
         table=table,
         sql=sql,
@@ -490,4 +583,5 @@ def build_dataset(
             "full_feature_names": full_feature_names,
         },
         seconds=time.perf_counter() - started,
+        joins={g: join_kind(gi) for gi, g in enumerate(groups)},
     )
