@@ -175,54 +175,55 @@ def _match_sorted_keys(
     times do not pack into 63 bits.
 
     The as-of join as one sort and a binary search: each row's key packs (id, event time, 0) and
-    each entity row's (id, time, 1) into a uint64 whose order is the (id, time) order with a feature
+    each entity row's (id, time, 1) into an int64 whose order is the (id, time) order with a feature
     row before an entity row at the same instant. The greatest feature key below an entity key is
     then the latest row with that id at or before that time, if its id is the entity's. One sort of
-    the group's keys (1M x 10M: ~0.6 s against ~1.2 s for DuckDB's ASOF JOIN, which sorts keys and
-    row numbers by two columns). The match is null when there is none, or it is a tombstone, or it
-    had expired (TTL) at the entity row's time.
+    the group's keys (1M x 10M: ~0.7 s against ~1.2 s for DuckDB's ASOF JOIN). The match is null
+    when there is none, or it is a tombstone, or it had expired (TTL) at the entity row's time.
     """
     n = entity_key.len()
     if rows.height == 0:
         return pl.repeat(None, n, dtype=pl.Int64, eager=True)
-    rows = rows.rechunk()  # one buffer per column: numpy views, and gathers that do not hop chunks
-    row_number, gid, gt, deleted = (
-        rows.get_column(c).to_physical().to_numpy() for c in rows.columns[:4]
-    )  # the event time as epoch microseconds
-    id_lo, id_hi, t_lo, t_hi = int(gid.min()), int(gid.max()), int(gt.min()) - 1, int(gt.max())
+    rows = rows.rechunk()  # one buffer per column: gathers that do not hop between ~1,000 chunks
+    number, rid, et, deleted = rows.columns[:4]
+    t = pl.col(et).dt.epoch("us")
+    bounds = rows.select(
+        pl.col(rid).min().alias("a"), pl.col(rid).max().alias("b"), t.min().alias("c"), t.max()
+    )
+    id_lo, id_hi, t_lo, t_hi = (int(v) for v in bounds.row(0))
+    t_lo -= 1  # before every row: entity times clamped here match nothing, as before every row
     shift = (t_hi - t_lo).bit_length() + 1  # + the feature/entity bit; entity times clamp to the range
     if (id_hi - id_lo).bit_length() + shift > 63:
         return None
 
-    def pack(ids: np.ndarray, times: np.ndarray, entity: int) -> pl.Series:
-        """(id, time, entity) as one non-negative int64, in place: each 80 MB temporary of a 10M-row
-        group is fresh memory the kernel must fault in (~0.1 s each on this VM)."""
-        key = ids - id_lo
-        key <<= shift
-        times = times - t_lo
-        times <<= 1
-        key |= times
-        key |= entity
-        return pl.Series(key)
+    def packed(ids: pl.Expr, times: pl.Expr, entity: int) -> pl.Expr:
+        """(id, time, entity) as one non-negative int64. Computed by polars, whose allocator reuses
+        freed memory: numpy's 80 MB temporaries for a 10M-row group are fresh pages the kernel must
+        fault in, up to ~0.1 s each on this VM."""
+        id_part = (ids - id_lo) * (1 << min(shift, 62))  # a single id (id_hi == id_lo) is 0 here anyway
+        return (id_part + (times - t_lo) * 2 + entity).alias("k")
 
-    keys = pack(gid, gt, 0)
+    keys = rows.select(packed(pl.col(rid), t, 0)).to_series()
     order = keys.arg_sort()
     sorted_keys = keys.gather(order).to_numpy()
-    t_us = entity_t.to_physical().to_numpy()
+    t_us = entity_t.dt.epoch("us")
     known = (entity_key.is_not_null() & entity_key.is_between(id_lo, id_hi)).to_numpy()
-    eid = entity_key.fill_null(id_lo).clip(id_lo, id_hi).to_numpy()
-    entity_keys = pack(eid, t_us.clip(t_lo, t_hi), 1)
+    entity_keys = pl.select(
+        packed(pl.lit(entity_key.fill_null(id_lo).clip(id_lo, id_hi)), pl.lit(t_us.clip(t_lo, t_hi)), 1)
+    ).to_series()
     entity_order = entity_keys.arg_sort()  # a search in key order reads memory in order
-    ordered = entity_keys.gather(entity_order).to_numpy()
     pos = np.empty(n, np.int64)
-    pos[entity_order.to_numpy()] = np.searchsorted(sorted_keys, ordered) - 1
+    pos[entity_order.to_numpy()] = (
+        np.searchsorted(sorted_keys, entity_keys.gather(entity_order).to_numpy()) - 1
+    )
     hit = pos.clip(0)
     found = known & (pos >= 0) & (sorted_keys[hit] >> shift == entity_keys.to_numpy() >> shift)
-    index = order.to_numpy()[hit]
-    found &= ~deleted[index]
+    index = order.gather(hit)
+    found &= ~rows.get_column(deleted).gather(index).to_numpy()
     if ttl_seconds is not None:
-        found &= t_us < gt[index] + ttl_seconds * 1_000_000
-    matched = row_number[index]
+        expires = rows.get_column(et).dt.epoch("us").gather(index) + ttl_seconds * 1_000_000
+        found &= (t_us < expires).to_numpy()
+    matched = rows.get_column(number).gather(index).to_numpy()
     return pl.select(pl.when(pl.lit(found)).then(pl.lit(matched, pl.Int64))).to_series()
 
 
