@@ -338,13 +338,17 @@ def test_unique_keys_are_unknown_for_old_manifests_and_kept_through_compaction(t
     assert _asof_values(store, spec, [(1, 6)]).table.column("v").to_pylist() == [12]
 
 
-@pytest.mark.parametrize("id_span", [8, 1 << 40])
+@pytest.mark.parametrize(
+    ("id_span", "joined"), [(8, "sorted-keys"), (1 << 30, "sorted-keys"), (1 << 40, "asof-event-time")]
+)
 def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not_pack(
-    tmp_path: Path, id_span: int
+    tmp_path: Path, id_span: int, joined: str
 ) -> None:
     """Entity ids outside the group's range or null never match; entity times far before or after
-    every row behave like the group's first and last instants; ids and times that need more than 63
-    bits together (here 2^40 ids over ~3 years of microseconds) take DuckDB's ASOF join instead."""
+    every row behave like the group's first and last instants, and times between whole seconds like
+    the second before (the group's times are whole seconds, so keys count seconds: 2^30 ids over ~3
+    years fit in 63 bits, in microseconds they would not); 2^40 ids do not fit even in seconds and
+    take DuckDB's ASOF join instead."""
     spec = make_spec(ttl=10)
     store = OfflineStore(tmp_path)
     year = 365 * 86_400
@@ -355,11 +359,12 @@ def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not
         Row(id_span, 3 * year, False, 99, api=1, write=1),
     ]
     write_log(store, spec, log)
-    probes: list[tuple[int | None, int]] = [
+    probes: list[tuple[int | None, float]] = [
         (1, -year),  # before every row: nothing
         (1, 0),  # the same instant as the row: it matches
         (1, 3601),  # after the tombstone
-        (1, 7201),
+        (1, 7199.5),  # half a second before the re-insert
+        (1, 7200.5),  # half a second after it
         (1, 7210),  # 7200 + 10: expired
         (0, 7201),  # below the id range
         (None, 7201),  # no id
@@ -371,9 +376,9 @@ def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not
         {
             "row": list(range(len(probes))),
             "id": [e for e, _ in probes],
-            "t": [T0 + t for _, t in probes],
+            "t": [float(T0 + t) for _, t in probes],
         }
     )
     result = build_dataset(store, {"g": spec}, ["g.v"], entities=ent, entity_time="t")
-    assert result.joins == {"g": "sorted-keys" if id_span == 8 else "asof-event-time"}
-    assert result.table.column("v").to_pylist() == [None, 10, None, 70, None, None, None, 99, 99, None]
+    assert result.joins == {"g": joined}
+    assert result.table.column("v").to_pylist() == [None, 10, None, None, 70, None, None, None, 99, 99, None]

@@ -342,14 +342,23 @@ def online_writes(
     )
     writes = pl.DataFrame(
         [
-            latest.get_column(rid).cast(pl.String).alias("id"),
-            latest.get_column("__ev").alias("event_us"),
-            payload_frame.select(pl.struct(pl.all()).struct.json_encode().alias("payload")).to_series(),
+            latest.get_column(rid).cast(pl.String).alias("__id"),
+            latest.get_column("__ev"),
+            payload_frame.select(
+                pl.struct(pl.all()).struct.json_encode().cast(pl.Binary).alias("__payload")
+            ).to_series(),
         ]
     )
-    expires = pl.lit(None, pl.Int64) if ttl_seconds is None else pl.col("event_us") + ttl_seconds * 1_000_000
-    writes = writes.with_columns(expires.alias("expires_us"))
-    return WriteBatch.from_frame(writes.sort("id") if key_order else writes)
+    if key_order:
+        writes = writes.sort("__id")
+    events = writes.get_column("__ev").to_list()
+    ttl_us = None if ttl_seconds is None else ttl_seconds * 1_000_000
+    return WriteBatch(
+        ids=writes.get_column("__id").to_list(),
+        event_us=events,
+        expires_us=[None] * len(events) if ttl_us is None else [e + ttl_us for e in events],
+        payloads=writes.get_column("__payload").to_list(),
+    )
 
 
 # -- writing ---------------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import orjson
-import polars as pl
 
 from tideml.errors import ValidationError
 
@@ -39,100 +39,25 @@ class StoredRecord(NamedTuple):
         return not self.deleted and (self.expires_us is None or now_us < self.expires_us)
 
 
+@dataclass(slots=True)
 class WriteBatch:
-    """Column-wise writes for one group; a payload of None marks a soft-delete tombstone.
+    """Column-wise writes for one group; `payloads[i] is None` marks a soft-delete tombstone."""
 
-    Built record by record (`add`) or from a frame (`from_frame`, ingest's bulk path). A backend reads
-    the lists (`ids`, `event_us`, `expires_us`, `payloads`), made from the frame on first use, or the
-    frame (`frame`, made from the lists if need be) to encode a large batch without a Python loop:
-    converting 1M payloads to Python bytes alone takes ~0.3 s.
-    """
-
-    __slots__ = ("_columnar", "_event_us", "_expires_us", "_frame", "_ids", "_payloads")
-    SCHEMA: ClassVar[dict[str, pl.DataType]] = {
-        "id": pl.String(),
-        "event_us": pl.Int64(),
-        "expires_us": pl.Int64(),  # null: never expires
-        "payload": pl.Binary(),  # null: a tombstone
-    }
-
-    def __init__(
-        self,
-        ids: list[str] | None = None,
-        event_us: list[int] | None = None,
-        expires_us: list[int | None] | None = None,
-        payloads: list[bytes | None] | None = None,
-    ) -> None:
-        self._ids: list[str] | None = ids if ids is not None else []
-        self._event_us: list[int] | None = event_us if event_us is not None else []
-        self._expires_us: list[int | None] | None = expires_us if expires_us is not None else []
-        self._payloads: list[bytes | None] | None = payloads if payloads is not None else []
-        self._frame: pl.DataFrame | None = None
-        self._columnar = False
-
-    @classmethod
-    def from_frame(cls, frame: pl.DataFrame) -> WriteBatch:
-        """A batch over a frame with `SCHEMA`'s columns (in any order; others are ignored)."""
-        batch = cls()
-        batch._ids = batch._event_us = batch._expires_us = batch._payloads = None
-        batch._frame = frame.select(pl.col(name).cast(dtype) for name, dtype in cls.SCHEMA.items())
-        batch._columnar = True
-        return batch
-
-    @property
-    def columnar(self) -> bool:
-        """True if the batch was built from a frame (and has not been added to since)."""
-        return self._columnar
-
-    def _column(self, name: str) -> list[Any]:
-        assert self._frame is not None
-        return self._frame.get_column(name).to_list()
-
-    @property
-    def ids(self) -> list[str]:
-        if self._ids is None:
-            self._ids = self._column("id")
-        return self._ids
-
-    @property
-    def event_us(self) -> list[int]:
-        if self._event_us is None:
-            self._event_us = self._column("event_us")
-        return self._event_us
-
-    @property
-    def expires_us(self) -> list[int | None]:
-        if self._expires_us is None:
-            self._expires_us = self._column("expires_us")
-        return self._expires_us
-
-    @property
-    def payloads(self) -> list[bytes | None]:
-        if self._payloads is None:
-            self._payloads = self._column("payload")
-        return self._payloads
-
-    @property
-    def frame(self) -> pl.DataFrame:
-        if self._frame is None:
-            data = (self.ids, self.event_us, self.expires_us, self.payloads)
-            self._frame = pl.DataFrame(dict(zip(self.SCHEMA, data, strict=True)), schema=self.SCHEMA)
-        return self._frame
+    ids: list[str] = field(default_factory=list)
+    event_us: list[int] = field(default_factory=list)
+    expires_us: list[int | None] = field(default_factory=list)
+    payloads: list[bytes | None] = field(default_factory=list)
 
     def add(self, record_id: str, event_us: int, expires_us: int | None, payload: bytes | None) -> None:
         self.ids.append(record_id)
         self.event_us.append(event_us)
         self.expires_us.append(expires_us)
         self.payloads.append(payload)
-        self._frame = None
-        self._columnar = False
 
     def __len__(self) -> int:
-        return self.frame.height if self._columnar else len(self.ids)
+        return len(self.ids)
 
     def slice(self, start: int, stop: int) -> WriteBatch:
-        if self._columnar:
-            return WriteBatch.from_frame(self.frame.slice(start, max(0, stop - start)))
         return WriteBatch(
             self.ids[start:stop],
             self.event_us[start:stop],
