@@ -539,8 +539,8 @@ class OfflineStore:
 
     def paths(self, group: str, files: Sequence[DataFile] | None = None) -> list[str]:
         """Absolute paths of `files` (default: every committed file of the group)."""
-        root = self.group_dir(group)
-        return [str(root / f.path) for f in (self.files(group) if files is None else files)]
+        root = f"{self.group_dir(group)}{os.sep}"  # joined as text: pathlib costs 10 ms for 720 files
+        return [root + f.path for f in (self.files(group) if files is None else files)]
 
     def read_frame(
         self,
