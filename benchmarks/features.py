@@ -9,7 +9,10 @@ Measured on both sides, medians over `--repeats`:
   waits for its reply cannot go on this machine (on a VM it includes waking idle vCPUs);
 * ingest rows/s into the offline store + the online store. tideml: `ws.features.ingest(frame)`
   (validation, Parquet partitions, SQLite upserts). Feast: writing the FileSource Parquet file plus
-  `materialize()` into its online store (Feast's documented path from offline to online);
+  `materialize()` into its online store (Feast's documented path from offline to online). Setup is
+  outside the clock on both sides: Feast's `apply` (registry, SQLite tables) and the import of its
+  online store's module when the store is built; tideml's group creation and the opening of its
+  online store (the module import and, for Redis, a connection);
 * point-in-time dataset: `ws.features.dataset(…)` (DuckDB ASOF join, Parquet artifact, manifest,
   lineage) against Feast's `get_historical_features(…).to_df()` on its file offline store.
 
@@ -140,8 +143,12 @@ def run_tideml(args: argparse.Namespace, paths: dict[str, str], workdir: Path) -
         out: dict[str, float] = {}
         ws = Workspace.init(workdir / f"tideml-{r}")
         fs = FeatureStore(ws)
+        # set up before the clock starts, as Feast's `apply` registers its view and creates its online
+        # tables before its timed materialize
+        fs.create_group_from_frame("bench", frame.head(1000), record_identifier="id", event_time="event_time")
+        fs.online.ping()
         t = time.perf_counter()
-        fs.ingest("bench", frame, record_identifier="id", event_time="event_time", progress=False, workers=4)
+        fs.ingest("bench", frame, progress=False, workers=4)
         out["ingest_rows_s"] = frame.height / (time.perf_counter() - t)
         out["get1_sqlite_p50"], out["get1_sqlite_p99"] = time_calls(
             lambda i, s=fs: s.get_record("bench", i), one_ids
@@ -155,6 +162,7 @@ def run_tideml(args: argparse.Namespace, paths: dict[str, str], workdir: Path) -
         out["dataset_rows"] = float(ds.rows)
         # Redis: the same group in a second store object pointed at Redis
         rfs = FeatureStore(ws, online_url=f"{args.redis_url}?prefix={prefix}")
+        rfs.online.ping()  # imported and connected before the clock starts (Feast imports at build)
         t = time.perf_counter()
         rfs.ingest("bench", frame, progress=False, workers=4)
         out["ingest_redis_rows_s"] = frame.height / (time.perf_counter() - t)
