@@ -220,9 +220,10 @@ def test_dataset_with_entities_and_clear_errors(fs: FeatureStore, article_data: 
     )
     fs.ingest("customers", later, progress=False)
     ent = pl.DataFrame({"policy_id": [1, 1, 1], "when": ["2024-02-01", "2024-03-15", "2024-05-01"]})
-    out = fs.dataset(["customers.customer_age"], entities=ent, entity_time="when").frame
+    result = fs.dataset(["customers.customer_age"], entities=ent, entity_time="when")
     age = customers.filter(pl.col("policy_id") == 1)["customer_age"].item()
-    assert out["customer_age"].to_list() == [None, age, age + 1]
+    assert result.frame["customer_age"].to_list() == [None, age, age + 1]
+    assert result.manifest["joins"] == {"customers": "sorted-keys"}  # two ingests, disjoint times
     with pytest.raises(NotFound, match="no such feature group"):
         fs.dataset(["nope.x"], entities=ent, entity_time="when")
     with pytest.raises(ValidationError, match="no feature 'age'"):

@@ -777,6 +777,7 @@ class FeatureStore:
             ],
             "entities": {"sha256": entity_source.sha256, "uri": entity_source.uri} if entity_source else None,
             "options": result.options,
+            "joins": result.joins,
             "created_at": format_iso(time.time_ns() // 1000),
         }
         manifest_ref = self.ws.put_artifact(
