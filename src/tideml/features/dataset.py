@@ -386,16 +386,8 @@ def build_dataset(
         """Group gi's candidate rows as a CTE, or None when its matches were found without SQL."""
         spec = specs[g]
         et = quote_ident(spec.event_time)
-        conds = []
+        conds: list[str] = []  # the candidate filter, in SQL (the keyed path filters its frame instead)
         lo, hi = event_time_range or (None, None)
-        if as_of_us is not None:
-            conds.append(f"write_time <= {_ts_literal(as_of_us)}")
-        if lo is not None:
-            conds.append(f"{et} >= {_ts_literal(lo)}")
-        if hi is not None:
-            conds.append(f"{et} <= {_ts_literal(hi)}")
-        if include_deleted:
-            conds.append("NOT is_deleted")
         files = offline.select_files(spec.name, min_event_us=lo, max_event_us=hi, max_write_us=as_of_us)
         if keyed and offline.keys_unique(files):
             by_event_time.add(gi)
@@ -412,13 +404,16 @@ def build_dataset(
                 frame = offline.read_frame(spec, files, list(dict.fromkeys(needed + feats)))
                 frame = frame.with_row_index(f"{_INTERNAL}r")
                 frames[gi] = frame.select(feats).rechunk()  # gathers across ~1,000 chunks cost more
+            event_us = pl.col(spec.event_time).dt.epoch("us")
+            keep = [pl.col("write_time").dt.epoch("us") <= as_of_us] if as_of_us is not None else []
+            keep += [event_us >= lo] if lo is not None else []
+            keep += [event_us <= hi] if hi is not None else []
+            keep += [~pl.col("is_deleted")] if include_deleted else []
+            if keep:  # after numbering: row numbers index the unfiltered frame, as frames[gi] does
+                frame = frame.filter(*keep)
             if gi in by_event_time and spec.id_type is not FeatureType.STRING and _SORTED_KEYS:
-                keep = [pl.col("write_time").dt.epoch("us") <= as_of_us] if as_of_us is not None else []
-                keep += [pl.col(spec.event_time).dt.epoch("us") >= lo] if lo is not None else []
-                keep += [pl.col(spec.event_time).dt.epoch("us") <= hi] if hi is not None else []
-                keep += [~pl.col("is_deleted")] if include_deleted else []
                 found = _match_sorted_keys(
-                    (frame.filter(*keep) if keep else frame).select(f"{_INTERNAL}r", *needed[:3]),
+                    frame.select(f"{_INTERNAL}r", *needed[:3]),
                     base_frame.get_column(f"{_INTERNAL}k{gi}"),
                     base_frame.get_column(f"{_INTERNAL}t"),
                     spec.ttl_seconds if apply_ttl else None,
@@ -430,6 +425,14 @@ def build_dataset(
             relation = f"SELECT * FROM {_INTERNAL}src{gi}"
             cols = [f"{_INTERNAL}r"]
         else:
+            if as_of_us is not None:
+                conds.append(f"write_time <= {_ts_literal(as_of_us)}")
+            if lo is not None:
+                conds.append(f"{et} >= {_ts_literal(lo)}")
+            if hi is not None:
+                conds.append(f"{et} <= {_ts_literal(hi)}")
+            if include_deleted:
+                conds.append("NOT is_deleted")
             relation = group_relation_sql(offline, spec, offline.paths(spec.name, files))
             cols = [f"{quote_ident(f.feature)} AS __tide_f{i}" for i, f in enumerate(wanted) if f.group == g]
         select = ", ".join(

@@ -417,7 +417,7 @@ def ingest_frame(
             writes = online_writes(spec, frame, ttl_seconds=ttl_seconds, key_order=online.key_ordered_writes)
             weight = frame.height / max(len(writes), 1) * share
             chunks = [writes.slice(s, s + chunk_rows) for s in range(0, len(writes), chunk_rows)]
-            if pool is not None and len(chunks) > 1 and getattr(online, "parallel_writes", False):
+            if pool is not None and len(chunks) > 1 and online.parallel_writes:
                 parts = [pool.submit(write_chunk, c, weight) for c in chunks]
                 return sum(p.result() for p in parts)
             return sum(write_chunk(c, weight) for c in chunks)  # one writer (SQLite): in order
