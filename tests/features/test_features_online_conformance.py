@@ -262,12 +262,19 @@ def test_redis_reads_survive_reply_errors_and_closed_connections(redis_prefix: s
 
 
 @pytest.mark.redis
-def test_redis_writes_reload_a_flushed_script_and_report_errors(redis_prefix: str) -> None:
-    """A server that lost the write script (restart, SCRIPT FLUSH) gets it again; a reply error is
+@pytest.mark.parametrize("in_flight", [1, 64])
+def test_redis_writes_reload_a_flushed_script_and_report_errors(
+    redis_prefix: str, in_flight: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that lost the write script (restart, SCRIPT FLUSH) gets it again, whether the refused
+    calls' replies were read while later calls were still being sent or after; a reply error is
     raised after every reply was read, so the connection stays usable."""
     import hiredis
     import redis
 
+    import tideml.features.online.redis as redis_store
+
+    monkeypatch.setattr(redis_store, "_IN_FLIGHT", in_flight)
     store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
     admin = redis.Redis.from_url("redis://127.0.0.1:6379/15")
     admin.script_flush()
@@ -275,7 +282,7 @@ def test_redis_writes_reload_a_flushed_script_and_report_errors(redis_prefix: st
     for i in range(2500):  # three script calls
         batch.add(str(i), 10, None, encode_payload({"v": i}))
     assert store.write("g", batch) == 2500
-    assert value_of(store, "g", "2499") == 2499
+    assert [value_of(store, "g", str(i)) for i in (0, 999, 1000, 2499)] == [0, 999, 1000, 2499]
     admin.set(f"{redis_prefix}text", "abc")
     failing = hiredis.pack_command(("INCR", f"{redis_prefix}text"))
     fine = hiredis.pack_command(("SET", f"{redis_prefix}ok", "1"))
@@ -284,6 +291,36 @@ def test_redis_writes_reload_a_flushed_script_and_report_errors(redis_prefix: st
     assert admin.get(f"{redis_prefix}ok") == b"1"
     assert put(store, "g", "z", 30, "after") == 1
     assert value_of(store, "g", "z") == "after"
+    store.close()
+
+
+@pytest.mark.redis
+def test_redis_write_dropped_mid_pipeline_is_sent_again_from_the_first_call(redis_prefix: str) -> None:
+    """The server closes the writing connection after the first script call went out: the batch is
+    sent again on a new connection, the calls already sent included (the one whose send failed
+    too), and every record lands."""
+    from tideml.features.online.redis import _CHUNK
+
+    store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}&client_name={redis_prefix}")
+    batch = WriteBatch()
+    for i in range(3 * _CHUNK):
+        batch.add(str(i), 10, None, encode_payload({"v": i}))
+    put(store, "warm", "0", 1, "x")  # the script is loaded: the first call runs, not NOSCRIPT
+    calls = store._write_commands("g", batch)  # type: ignore[attr-defined]
+    killed = []
+
+    def commands() -> Any:
+        for i, call in enumerate(calls):
+            if i == 1 and not killed:
+                killed.append(True)
+                time.sleep(0.05)  # the first call has run
+                _server_kills_idle_reads(redis_prefix)
+            yield call
+
+    store._pipeline(commands())  # type: ignore[attr-defined]  # no error: the retry went through
+    assert killed
+    assert [value_of(store, "g", str(i)) for i in (0, _CHUNK, 3 * _CHUNK - 1)] == [0, _CHUNK, 3 * _CHUNK - 1]
+    assert store.count("g") == 3 * _CHUNK
     store.close()
 
 

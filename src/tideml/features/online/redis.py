@@ -23,11 +23,12 @@ test runs) can share one Redis database.
 
 from __future__ import annotations
 
+import itertools
 import os
 import select
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -44,6 +45,7 @@ __all__ = ["RedisOnlineStore"]
 _OFFSET = 10**16
 _NO_EXPIRY = b"0" * 17
 _CHUNK = 1000
+_IN_FLIGHT = 64  # script calls sent ahead of their replies
 
 # KEYS: record keys; ARGV: value_1, pxat_1, value_2, pxat_2, ... (pxat "0" = no expiry). The stored
 # values are read with one MGET and the winners written with one MSET (a SET per key only for values
@@ -199,13 +201,18 @@ class RedisOnlineStore(OnlineStore):
         self._call(self._client.ping)
 
     def write(self, group: str, batch: WriteBatch) -> int:
-        """Newer-wins upserts: one script call per _CHUNK records, every call sent before any reply is
-        read (a pipeline). The commands are packed here with hiredis: redis-py's per-argument packing
-        and its script-exists check cost more client time than Redis spends running the script."""
+        """Newer-wins upserts: one script call per _CHUNK records, pipelined. Each call is sent as soon
+        as it is packed, so Redis runs call i while this thread packs call i + 1 (packing everything
+        first left Redis idle for that time: 100k records, 0.36 s -> ~0.22 s). The commands are packed
+        here with hiredis: redis-py's per-argument packing and its script-exists check cost more client
+        time than Redis spends running the script."""
         if not len(batch):
             return 0
+        return sum(int(r) for r in self._call(self._pipeline, self._write_commands(group, batch)))
+
+    def _write_commands(self, group: str, batch: WriteBatch) -> Iterator[bytes]:
+        """The batch's script calls, packed one at a time."""
         prefix = f"{self.prefix}{group}:".encode()
-        commands = []
         for start in range(0, len(batch), _CHUNK):
             stop = start + _CHUNK
             keys = [prefix + rid.encode() for rid in batch.ids[start:stop]]
@@ -218,31 +225,33 @@ class RedisOnlineStore(OnlineStore):
             ):
                 argv.append(_encode(ev, exp, payload))
                 argv.append(b"0" if exp is None else b"%d" % max(1, -(-exp // 1000)))
-            commands.append(_pack(b"EVALSHA", self._write.sha, len(keys), *keys, *argv))
-        return sum(int(r) for r in self._call(self._pipeline, commands))
+            yield _pack(b"EVALSHA", self._write.sha, len(keys), *keys, *argv)
 
-    def _pipeline(self, commands: list[bytes]) -> list[Any]:
-        """Send packed script calls, then read every reply. The writes are idempotent, so a connection
-        the server dropped mid-batch is retried once on a new one (a timeout is reported, not retried).
-        """
+    def _pipeline(self, commands: Iterable[bytes]) -> list[Any]:
+        """Send packed script calls and read every reply. The writes are idempotent, so a connection
+        the server dropped mid-batch is retried once on a new one, from the first call (a timeout is
+        reported, not retried)."""
+        pending = iter(commands)
+        sent: list[bytes] = []
         try:
-            return self._pipeline_once(commands)
+            return self._pipeline_once(pending, sent)
         except redis.exceptions.ConnectionError:
-            return self._pipeline_once(commands)
+            return self._pipeline_once(itertools.chain(list(sent), pending), [])
 
-    def _pipeline_once(self, commands: list[bytes]) -> list[Any]:
-        """One attempt. A server that lost the script (restart, SCRIPT FLUSH) answers NOSCRIPT: the
-        script is loaded and the calls from the first refused one on are sent again, in order."""
+    def _pipeline_once(self, commands: Iterator[bytes], sent: list[bytes]) -> list[Any]:
+        """One attempt; `sent` collects the commands as they go out. A server that lost the script
+        (restart, SCRIPT FLUSH) answers NOSCRIPT: the script is loaded and the calls from the first
+        refused one on are sent again, in order."""
         pool = self._client.connection_pool
         conn: Any = pool.get_connection()
         try:
-            replies = self._send_all(conn, commands)
+            replies = self._stream(conn, commands, sent)
             refused = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
             if refused:
-                (loaded,) = self._send_all(conn, [_pack(b"SCRIPT", b"LOAD", _WRITE_LUA)])
+                (loaded,) = self._stream(conn, iter([_pack(b"SCRIPT", b"LOAD", _WRITE_LUA)]), [])
                 if isinstance(loaded, Exception):
                     raise loaded
-                replies[refused[0] :] = self._send_all(conn, commands[refused[0] :])
+                replies[refused[0] :] = self._stream(conn, iter(sent[refused[0] :]), [])
         except BaseException:  # a dropped connection, a timeout, an interrupt: no unread reply to the pool
             conn.disconnect()
             raise
@@ -254,14 +263,24 @@ class RedisOnlineStore(OnlineStore):
         return replies
 
     @staticmethod
-    def _send_all(conn: Any, commands: list[bytes]) -> list[Any]:
-        conn.send_packed_command(commands)
+    def _stream(conn: Any, commands: Iterator[bytes], sent: list[bytes]) -> list[Any]:
+        """Send each command as it comes and read the replies, at most _IN_FLIGHT behind (so unread
+        replies never fill a socket buffer while this thread blocks sending)."""
         replies: list[Any] = []
-        for _ in commands:
+
+        def read_one() -> None:
             try:
                 replies.append(conn.read_response())
             except redis.exceptions.ResponseError as exc:  # the whole reply was read: still in step
                 replies.append(exc)
+
+        for command in commands:
+            sent.append(command)  # before sending: a send that fails is sent again by the retry
+            conn.send_packed_command([command])
+            if len(sent) - len(replies) > _IN_FLIGHT:
+                read_one()
+        while len(replies) < len(sent):
+            read_one()
         return replies
 
     def _take_reader(self) -> _Reader:
