@@ -335,7 +335,8 @@ class AppendTransaction:
         group_dir = self.store.group_dir(self.spec.name)
         group_dir.mkdir(parents=True, exist_ok=True)
         staging = group_dir / _STAGING / secrets.token_hex(8)
-        staged: list[tuple[str, int]] = []
+        staged: list[tuple[str, int, int]] = []
+        columns = tuple(self.schema.names)
         # many files: one syncfs instead of an fsync each (720 hour files: 0.14 s -> 0.05 s)
         sync_fd = _syncfs_fd(group_dir) if len(bounds) > _FSYNC_EACH_MAX else None
         try:
@@ -346,7 +347,7 @@ class AppendTransaction:
                 partitioning=pads.partitioning(pa.schema([("__hour", pa.int64())]), flavor="filename"),
                 basename_template="part-{i}.parquet.part",  # no `*.parquet` glob picks a staged file
                 file_options=pads.ParquetFileFormat().make_write_options(**_parquet_options(self.schema)),
-                file_visitor=lambda f: staged.append((f.path, f.metadata.num_rows)),
+                file_visitor=lambda f: staged.append((f.path, f.metadata.num_rows, f.size)),
                 max_partitions=len(bounds) + 1,
                 # a file per hour open at once is fastest; past half the process' open-file limit the
                 # writer closes files as it goes (input sorted by hour: a partition rarely gets two)
@@ -355,23 +356,27 @@ class AppendTransaction:
             )
             synced = sync_fd is not None and _syncfs(sync_fd)
             if not synced:
-                _fsync_each([Path(path) for path, _ in staged])
-            for path, rows in staged:  # from here on a file belongs to the transaction (abort removes it)
-                hour_index = int(Path(path).name.split("_", 1)[0])  # "<hour>_part-<i>.parquet.part"
+                _fsync_each([Path(path) for path, _, _ in staged])
+            root = f"{group_dir}{os.sep}"  # joined as text: pathlib costs ~0.1 ms a file
+            made: set[str] = set()
+            for path, rows, size in staged:  # from here on a file is the transaction's (abort removes it)
+                hour_index = int(os.path.basename(path).split("_", 1)[0])  # "<hour>_part-<i>.parquet.part"
                 lo, hi = bounds[hour_index]
-                rel = _file_path(_partition_of(hour_index), hi)
-                target = group_dir / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
+                partition = _partition_of(hour_index)
+                if partition not in made:
+                    os.makedirs(root + partition, exist_ok=True)
+                    made.add(partition)
+                rel = _file_path(partition, hi)
+                os.replace(path, root + rel)
                 data_file = DataFile(
                     path=rel,
                     rows=rows,
-                    size=target.stat().st_size,
+                    size=size,
                     min_event_us=lo,
                     max_event_us=hi,
                     min_write_us=write_us,
                     max_write_us=write_us,
-                    columns=tuple(self.schema.names),
+                    columns=columns,
                     batch=batch,
                     unique_keys=unique_keys,
                 )
