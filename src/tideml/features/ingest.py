@@ -35,7 +35,9 @@ from tideml.features.spec import FeatureGroupSpec, FeatureType
 __all__ = [
     "IngestReport",
     "PreparedBatch",
+    "encode_writes",
     "ingest_frame",
+    "latest_rows",
     "online_writes",
     "prepare_batch",
     "read_data",
@@ -328,36 +330,44 @@ def online_writes(
     With `key_order`, in id order: a store written in chunks then gets key ranges, not keys scattered
     over its whole index (SQLite, 1M ids in 100k chunks: 17 s of upserts, each chunk slower than the
     last, against 3 s); a hash-keyed store (Redis) skips the sort (1M string ids: ~0.3 s)."""
+    return encode_writes(spec, latest_rows(spec, frame, key_order=key_order), ttl_seconds=ttl_seconds)
+
+
+def latest_rows(spec: FeatureGroupSpec, frame: pl.DataFrame, *, key_order: bool = True) -> pl.DataFrame:
+    """The latest row per id of a prepared frame (see `online_writes`), with its event time in
+    microseconds (`__ev`) and its id as the stores' text key (`__id`)."""
     rid, et = spec.record_identifier, spec.event_time
-    ev = frame.get_column(et).dt.epoch("us").alias("__ev")
-    latest = frame.with_columns(ev)
+    latest = frame.with_columns(
+        frame.get_column(et).dt.epoch("us").alias("__ev"), pl.col(rid).cast(pl.String).alias("__id")
+    )
     if latest.select(pl.col(rid).n_unique()).item() != latest.height:
         # (id, event time) pairs are unique after prepare_batch, so the max is one row per id
         latest = latest.filter(pl.col("__ev") == pl.col("__ev").max().over(rid))
-    payload_frame = latest.select(
-        [
-            us_to_declared_expr("__ev", spec.event_time_type).alias(et) if c == et else pl.col(c)
-            for c in spec.feature_names
-        ]
-    )
-    writes = pl.DataFrame(
-        [
-            latest.get_column(rid).cast(pl.String).alias("__id"),
-            latest.get_column("__ev"),
-            payload_frame.select(
-                pl.struct(pl.all()).struct.json_encode().cast(pl.Binary).alias("__payload")
-            ).to_series(),
-        ]
-    )
-    if key_order:
-        writes = writes.sort("__id")
-    events = writes.get_column("__ev").to_list()
+    return latest.sort("__id") if key_order else latest
+
+
+def encode_writes(
+    spec: FeatureGroupSpec, latest: pl.DataFrame, *, ttl_seconds: int | None = None
+) -> WriteBatch:
+    """Rows of `latest_rows` as online writes, in their order."""
+    et = spec.event_time
+    payloads = latest.select(
+        pl.struct(
+            [
+                us_to_declared_expr("__ev", spec.event_time_type).alias(et) if c == et else pl.col(c)
+                for c in spec.feature_names
+            ]
+        )
+        .struct.json_encode()
+        .cast(pl.Binary)
+    ).to_series()
+    events = latest.get_column("__ev").to_list()
     ttl_us = None if ttl_seconds is None else ttl_seconds * 1_000_000
     return WriteBatch(
-        ids=writes.get_column("__id").to_list(),
+        ids=latest.get_column("__id").to_list(),
         event_us=events,
         expires_us=[None] * len(events) if ttl_us is None else [e + ttl_us for e in events],
-        payloads=writes.get_column("__payload").to_list(),
+        payloads=payloads.to_list(),
     )
 
 
@@ -411,16 +421,24 @@ def ingest_frame(
             return applied
 
         def online_job() -> int:
-            """Encode the latest record per id, then write it in chunks (while the offline files are
-            written on the calling thread); a store that takes parallel writers gets them in parallel."""
+            """Find the latest record per id, then encode and write it a chunk at a time (while the
+            offline files are written on the calling thread). A store that takes parallel writers gets
+            each chunk on the pool as soon as it is encoded, so the first writes overlap the encoding of
+            the rest (1M ids: ~0.7 s of JSON encoding); SQLite's single writer gets them in order."""
             assert online is not None
-            writes = online_writes(spec, frame, ttl_seconds=ttl_seconds, key_order=online.key_ordered_writes)
-            weight = frame.height / max(len(writes), 1) * share
-            chunks = [writes.slice(s, s + chunk_rows) for s in range(0, len(writes), chunk_rows)]
-            if pool is not None and len(chunks) > 1 and online.parallel_writes:
-                parts = [pool.submit(write_chunk, c, weight) for c in chunks]
-                return sum(p.result() for p in parts)
-            return sum(write_chunk(c, weight) for c in chunks)  # one writer (SQLite): in order
+            latest = latest_rows(spec, frame, key_order=online.key_ordered_writes)
+            weight = frame.height / max(latest.height, 1) * share
+            parallel = pool is not None and latest.height > chunk_rows and online.parallel_writes
+            parts: list[Future[int]] = []
+            applied = 0
+            for start in range(0, latest.height, chunk_rows):
+                chunk = encode_writes(spec, latest.slice(start, chunk_rows), ttl_seconds=ttl_seconds)
+                if parallel:
+                    assert pool is not None
+                    parts.append(pool.submit(write_chunk, chunk, weight))
+                else:
+                    applied += write_chunk(chunk, weight)
+            return applied + sum(p.result() for p in parts)
 
         try:
             if use_online and frame.height and pool is not None:
