@@ -281,3 +281,28 @@ def test_dataset_reads_files_that_predate_an_added_feature(
     ]
     snapshot = fs.dataset(wanted, at="2024-03-01").frame.sort("policy_id")
     assert snapshot.rows() == [(1, None, None, 30), (2, "CA", 2019, None)]
+
+
+def test_ingest_lineage_names_its_input_even_when_the_ingest_fails(tmp_path: Path) -> None:
+    """The input's hash (computed beside the writes) is the action's `source` and its input edge, for a
+    completed ingest and for one whose online store was unreachable."""
+    from tideml.errors import StoreUnavailable
+    from tideml.features.service import frame_sha256
+
+    ws = Workspace.init(tmp_path / "ws")
+    frame = pl.DataFrame({"id": [1, 2], "ts": [1_700_000_000, 1_700_000_001], "x": [0.5, 1.5]})
+    FeatureStore(ws).ingest("g", frame, record_identifier="id", event_time="ts", progress=False)
+    unreachable = FeatureStore(ws, online_url="redis://127.0.0.1:1/0")
+    with pytest.raises(StoreUnavailable, match="cannot reach Redis"):
+        unreachable.ingest("g", frame.with_columns(pl.col("x") * 2), progress=False)
+    with ws.metadata.session() as s:
+        actions = s.scalars(
+            sa.select(LineageAction).where(LineageAction.type == "features.ingest").order_by(LineageAction.id)
+        ).all()
+        done, failed = [(a.status, a.parameters["source"]) for a in actions]
+    assert done == ("Completed", f"frame:sha256:{frame_sha256(frame)}")
+    assert failed == ("Failed", f"frame:sha256:{frame_sha256(frame.with_columns(pl.col('x') * 2))}")
+    for digest in (done[1], failed[1]):
+        assert ws.lineage.find_artifact(uri=digest) is not None
+    assert FeatureStore(ws).query("select count(*) as n from g")["n"].item() == 2  # the failure wrote nothing
+    ws.close()
