@@ -350,12 +350,11 @@ def latest_rows(spec: FeatureGroupSpec, frame: pl.DataFrame, *, key_order: bool 
     """The latest row per id of a prepared frame (see `online_writes`), with its event time in
     microseconds (`__ev`) and its id as the stores' text key (`__id`)."""
     rid, et = spec.record_identifier, spec.event_time
-    latest = frame.with_columns(
-        frame.get_column(et).dt.epoch("us").alias("__ev"), pl.col(rid).cast(pl.String).alias("__id")
-    )
+    latest = frame.with_columns(frame.get_column(et).dt.epoch("us").alias("__ev"))
     if latest.select(pl.col(rid).n_unique()).item() != latest.height:
         # (id, event time) pairs are unique after prepare_batch, so the max is one row per id
         latest = latest.filter(pl.col("__ev") == pl.col("__ev").max().over(rid))
+    latest = latest.with_columns(pl.col(rid).cast(pl.String).alias("__id"))  # the latest rows only
     return latest.sort("__id") if key_order else latest
 
 
