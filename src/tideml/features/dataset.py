@@ -191,13 +191,19 @@ def _match_sorted_keys(
     # Times in the group's own resolution: if every event time is a whole second (or millisecond),
     # et <= t exactly when et <= t floored to that unit, so keys need 10^6 (10^3) times fewer values
     # (1M ids over 3 years fit in seconds, not in microseconds).
-    unit = next(u for u in (1_000_000, 1_000, 1) if u == 1 or rows.select((us % u == 0).all()).item())
+    stats = rows.select(  # one parallel pass
+        pl.col(rid).min().alias("id_lo"),
+        pl.col(rid).max().alias("id_hi"),
+        us.min().alias("us_lo"),
+        us.max().alias("us_hi"),
+        (us % 1_000_000 == 0).all().alias("whole_s"),
+        (us % 1_000 == 0).all().alias("whole_ms"),
+    ).row(0, named=True)
+    unit = 1_000_000 if stats["whole_s"] else 1_000 if stats["whole_ms"] else 1
     t = us // unit
-    bounds = rows.select(
-        pl.col(rid).min().alias("id_lo"), pl.col(rid).max().alias("id_hi"), t.min().alias("t_lo"), t.max()
-    )
-    id_lo, id_hi, t_lo, t_hi = (int(v) for v in bounds.row(0))
-    t_lo -= 1  # one unit before every row: an entity time clamped to it matches nothing
+    id_lo, id_hi = int(stats["id_lo"]), int(stats["id_hi"])
+    # t_lo is one unit before every row: an entity time clamped to it matches nothing
+    t_lo, t_hi = int(stats["us_lo"]) // unit - 1, int(stats["us_hi"]) // unit
     shift = (t_hi - t_lo).bit_length() + 1  # + the feature/entity bit; entity times clamp to the range
     if (id_hi - id_lo).bit_length() + shift > 63:
         return None
