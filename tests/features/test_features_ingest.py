@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -212,3 +213,73 @@ def test_event_time_value_fills_a_missing_column(fs: FeatureStore) -> None:
     assert fs.get_record("h", 2, ["event_time"]) == {"event_time": 1714521600.0}
     with pytest.raises(ValidationError, match="already has an event-time column"):
         fs.ingest("h", good_frame().rename({"ts": "event_time"}), event_time_value="now", progress=False)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_online_writes_in_many_chunks_land_like_one(online_url: str, workers: int, tmp_path: Path) -> None:
+    """Latest rows encoded and written 7 at a time (in parallel where the store takes it) leave the
+    online store exactly as one write of them all would: the latest row of every id."""
+    from tideml.features.ingest import ingest_frame
+    from tideml.features.offline import OfflineStore
+    from tideml.features.online import open_online_store
+
+    spec = small_spec()
+    n = 300
+    frame = pl.DataFrame(
+        {
+            "id": [i % 61 for i in range(n)],
+            "ts": [f"2024-01-{1 + i % 9:02d}T{i % 24:02d}:00:00Z" for i in range(n)],
+            "amount": [i * 0.25 for i in range(n)],
+            "count": list(range(n)),
+            "state": ["s"] * n,
+        }
+    )
+    batch = prepare_batch(spec, frame)
+    store = open_online_store(online_url)
+    try:
+        report = ingest_frame(
+            batch, offline=OfflineStore(tmp_path / "off"), online=store, workers=workers, chunk_rows=7
+        )
+        expected = online_writes(spec, batch.frame)
+        assert report.online_applied == len(expected) == 61
+        got = store.read_many([("g", rid) for rid in expected.ids])
+        assert [(r.event_us if r else None) for r in got] == expected.event_us
+        assert [r.payload if r else None for r in got] == expected.payloads
+    finally:
+        store.close()
+
+
+def test_a_failing_online_chunk_fails_the_ingest_and_commits_no_offline_file(tmp_path: Path) -> None:
+    """A chunk the online store refuses (here the third of nine, written in parallel) fails the whole
+    ingest; the offline files written meanwhile are discarded, so the offline store stays empty."""
+    from tideml.features.ingest import ingest_frame
+    from tideml.features.offline import OfflineStore
+    from tideml.features.online.base import WriteBatch
+    from tideml.features.online.memory import MemoryOnlineStore
+
+    class Refusing(MemoryOnlineStore):
+        parallel_writes = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = itertools.count(1)  # next() is atomic: the chunks are written on a pool
+
+        def write(self, group: str, batch: WriteBatch) -> int:
+            if next(self.calls) == 3:
+                raise OSError("disk full")
+            return super().write(group, batch)
+
+    spec = small_spec()
+    frame = pl.DataFrame(
+        {
+            "id": list(range(60)),
+            "ts": [f"2024-01-01T{i % 24:02d}:00:00Z" for i in range(60)],
+            "amount": [0.5] * 60,
+            "count": list(range(60)),
+            "state": ["s"] * 60,
+        }
+    )
+    offline = OfflineStore(tmp_path / "off")
+    with pytest.raises(OSError, match="disk full"):
+        ingest_frame(prepare_batch(spec, frame), offline=offline, online=Refusing(), workers=4, chunk_rows=7)
+    assert offline.files("g") == []
