@@ -306,3 +306,33 @@ def test_ingest_lineage_names_its_input_even_when_the_ingest_fails(tmp_path: Pat
         assert ws.lineage.find_artifact(uri=digest) is not None
     assert FeatureStore(ws).query("select count(*) as n from g")["n"].item() == 2  # the failure wrote nothing
     ws.close()
+
+
+def test_input_hash_stops_when_told_and_a_failed_hash_creates_no_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lineage hash runs beside validation; a failing ingest tells it to stop (between record
+    batches or 1 MiB reads), and the group is created only once the hash is in hand."""
+    import threading
+
+    from tideml.features import service
+
+    stop = threading.Event()
+    stop.set()
+    frame = pl.DataFrame({"id": [1, 2], "ts": [1_700_000_000, 1_700_000_001], "x": [0.5, 1.5]})
+    with pytest.raises(service._Stopped):
+        service.frame_sha256(frame, stop=stop)
+    path = tmp_path / "g.csv"
+    frame.write_csv(path)
+    with pytest.raises(service._Stopped):
+        service.file_sha256(path, stop=stop)
+    assert service.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def unreadable(path: Path, *, stop: threading.Event | None = None) -> str:
+        raise PermissionError(f"{path} became unreadable")
+
+    monkeypatch.setattr(service, "file_sha256", unreadable)
+    fs = FeatureStore(Workspace.init(tmp_path / "ws"))
+    with pytest.raises(PermissionError, match="became unreadable"):
+        fs.ingest("g", path, record_identifier="id", event_time="ts", progress=False)
+    assert fs.list_groups() == []

@@ -14,7 +14,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +29,14 @@ from tideml.errors import NotFound, ValidationError
 from tideml.features._time import MonotonicClock, format_iso, instant_to_us, us_to_datetime
 from tideml.features.catalog import GroupCatalog, GroupRecord, iso_utc
 from tideml.features.dataset import build_dataset
-from tideml.features.ingest import IngestReport, ingest_frame, prepare_batch, read_data, to_polars
+from tideml.features.ingest import (
+    IngestReport,
+    PreparedBatch,
+    ingest_frame,
+    prepare_batch,
+    read_data,
+    to_polars,
+)
 from tideml.features.offline import CompactionReport, OfflineStore
 from tideml.features.online import OnlineStore, WriteBatch, decode_payload, open_online_store
 from tideml.features.spec import (
@@ -84,26 +90,67 @@ class _Cached:
     names: frozenset[str]
 
 
-def frame_sha256(frame: pl.DataFrame) -> str:
-    """A content hash of a frame (its Arrow IPC stream)."""
+class _Stopped(Exception):
+    """A background hash was told to stop (the ingest failed before it needed the hash)."""
+
+
+def frame_sha256(frame: pl.DataFrame, *, stop: threading.Event | None = None) -> str:
+    """A content hash of a frame (its Arrow IPC stream). `stop` ends it between record batches."""
     table = frame.to_arrow()
     sink = HashingWriter()
     with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
-        writer.write_table(table)
+        for batch in table.to_batches():
+            if stop is not None and stop.is_set():
+                raise _Stopped
+            writer.write_batch(batch)
     return sink.hash.hexdigest()
 
 
-def _frame_source(frame: pl.DataFrame, name: str) -> ArtifactSpec:
-    digest = frame_sha256(frame)
-    return ArtifactSpec("Dataset", uri=f"frame:sha256:{digest}", sha256=digest, name=name)
-
-
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, *, stop: threading.Event | None = None) -> str:
+    """The sha256 of a file, read 1 MiB at a time. `stop` ends it between reads."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
+            if stop is not None and stop.is_set():
+                raise _Stopped
             h.update(chunk)
     return h.hexdigest()
+
+
+class _InputHash:
+    """An ingest input's lineage identity, hashed on a daemon thread while the batch validates:
+    sha256 runs at ~1.6 GB/s without the GIL, so a 10M-row frame's 0.6 s overlaps its validation
+    instead of preceding it. `stop()` ends the thread at its next block when the ingest fails first."""
+
+    def __init__(self, path: Path | None, frame: pl.DataFrame, name: str) -> None:
+        self._stop = threading.Event()
+        self._spec: ArtifactSpec | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(path, frame, name), name="tide-ingest-hash", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: Path | None, frame: pl.DataFrame, name: str) -> None:
+        try:
+            if path is not None:
+                digest = file_sha256(path, stop=self._stop)
+                self._spec = ArtifactSpec("File", uri=path.as_uri(), sha256=digest, name=path.name)
+            else:
+                digest = frame_sha256(frame, stop=self._stop)
+                self._spec = ArtifactSpec("Dataset", uri=f"frame:sha256:{digest}", sha256=digest, name=name)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> ArtifactSpec:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._spec is not None
+        return self._spec
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def _safe_url(url: str) -> str:
@@ -541,20 +588,6 @@ class FeatureStore:
         """
         exists = self.catalog.exists(group)
         spec = self._cached(group, refresh=True).record.spec if exists else None
-        # the input's content hash (lineage) is computed on a thread while the batch validates: sha256
-        # runs at ~1.6 GB/s without the GIL (a 10M-row frame: 0.6 s, as long as its validation)
-        hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tide-ingest-hash")
-        source: Future[ArtifactSpec]
-        if isinstance(data, str | Path):
-            path = Path(data).resolve()
-            frame = read_data(path, spec)
-            source = hashing.submit(
-                lambda: ArtifactSpec("File", uri=path.as_uri(), sha256=file_sha256(path), name=path.name)
-            )
-        else:
-            frame = to_polars(data, obj=f"feature group {group}")
-            source = hashing.submit(_frame_source, frame, f"{group} input")
-        hashing.shutdown(wait=False)
         if spec is not None:
             for given, expected, what in (
                 (record_identifier, spec.record_identifier, "record identifier"),
@@ -567,51 +600,35 @@ class FeatureStore:
                         field="record_identifier" if what == "record identifier" else "event_time",
                         fix=f"rename the column to {expected!r} or omit the option",
                     )
-        et_name = spec.event_time if spec else event_time or "event_time"
-        if event_time_value is not None:
-            if et_name in frame.columns:
-                raise ValidationError(
-                    f"the data already has an event-time column {et_name!r}",
-                    obj=f"feature group {group}",
-                    field="event_time_value",
-                    fix="drop --event-time-value, or the column",
-                )
-            us = instant_to_us(event_time_value, obj=f"feature group {group}", field="event_time_value")
-            frame = frame.with_columns(pl.lit(us / 1_000_000, dtype=pl.Float64).alias(et_name))
-        if spec is None:
-            if not create:
-                raise NotFound("no such feature group", obj=f"feature group {group}", fix="create it first")
-            if record_identifier is None:
-                raise NotFound(
-                    "no such feature group",
-                    obj=f"feature group {group}",
-                    fix="create it, or pass record_identifier (CLI: --record-id) and event_time "
-                    "(--event-time) to create it from the data's schema",
-                )
-            dry = self._dry_spec(group, frame, record_identifier, et_name, description, ttl)
-            batch = prepare_batch(dry, frame)  # validate before creating anything
-            self.create_group_from_frame(
+        elif not create:
+            raise NotFound("no such feature group", obj=f"feature group {group}", fix="create it first")
+        elif record_identifier is None:
+            raise NotFound(
+                "no such feature group",
+                obj=f"feature group {group}",
+                fix="create it, or pass record_identifier (CLI: --record-id) and event_time "
+                "(--event-time) to create it from the data's schema",
+            )
+        path = Path(data).resolve() if isinstance(data, str | Path) else None
+        frame = read_data(path, spec) if path is not None else to_polars(data, obj=f"feature group {group}")
+        source = _InputHash(path, frame, f"{group} input")
+        try:
+            spec, batch, origin = self._prepare_ingest(
                 group,
                 frame,
+                spec,
+                source,
                 record_identifier=record_identifier,
-                event_time=et_name,
+                event_time=event_time,
+                event_time_value=event_time_value,
+                ignore_unknown_columns=ignore_unknown_columns,
                 description=description,
                 ttl=ttl,
             )
-            spec = self.spec(group)
-            if spec != dry:
-                batch = prepare_batch(spec, frame)
-        else:
-            try:
-                batch = prepare_batch(spec, frame, ignore_unknown_columns=ignore_unknown_columns)
-            except ValidationError:
-                fresh = self._cached(group, refresh=True).record.spec
-                if fresh == spec:
-                    raise
-                spec = fresh
-                batch = prepare_batch(spec, frame, ignore_unknown_columns=ignore_unknown_columns)
+        except BaseException:
+            source.stop()
+            raise
         record = self._cached(group).record
-        origin = source.result()
         params = {"group": group, "source": origin.uri, "workers": workers}
         with self.ws.lineage.action("features.ingest", parameters=params) as act:
             act.input(origin)
@@ -630,6 +647,60 @@ class FeatureStore:
             last_event = cast("datetime | None", batch.frame.get_column(spec.event_time).max())
             self.catalog.record_ingest(group, report.rows, last_event, us_to_datetime(self.clock()))
         return report
+
+    def _prepare_ingest(
+        self,
+        group: str,
+        frame: pl.DataFrame,
+        spec: FeatureGroupSpec | None,
+        source: _InputHash,
+        *,
+        record_identifier: str | None,
+        event_time: str | None,
+        event_time_value: Any,
+        ignore_unknown_columns: bool,
+        description: str,
+        ttl: TtlDuration | str | None,
+    ) -> tuple[FeatureGroupSpec, PreparedBatch, ArtifactSpec]:
+        """Validate an ingest's batch and, for a new group, create the group; the input's hash is
+        awaited before anything is created, so a failure leaves nothing behind."""
+        et_name = spec.event_time if spec else event_time or "event_time"
+        if event_time_value is not None:
+            if et_name in frame.columns:
+                raise ValidationError(
+                    f"the data already has an event-time column {et_name!r}",
+                    obj=f"feature group {group}",
+                    field="event_time_value",
+                    fix="drop --event-time-value, or the column",
+                )
+            us = instant_to_us(event_time_value, obj=f"feature group {group}", field="event_time_value")
+            frame = frame.with_columns(pl.lit(us / 1_000_000, dtype=pl.Float64).alias(et_name))
+        if spec is None:
+            assert record_identifier is not None
+            dry = self._dry_spec(group, frame, record_identifier, et_name, description, ttl)
+            batch = prepare_batch(dry, frame)  # validate before creating anything
+            origin = source.result()
+            self.create_group_from_frame(
+                group,
+                frame,
+                record_identifier=record_identifier,
+                event_time=et_name,
+                description=description,
+                ttl=ttl,
+            )
+            spec = self.spec(group)
+            if spec != dry:
+                batch = prepare_batch(spec, frame)
+            return spec, batch, origin
+        try:
+            batch = prepare_batch(spec, frame, ignore_unknown_columns=ignore_unknown_columns)
+        except ValidationError:
+            fresh = self._cached(group, refresh=True).record.spec
+            if fresh == spec:
+                raise
+            spec = fresh
+            batch = prepare_batch(spec, frame, ignore_unknown_columns=ignore_unknown_columns)
+        return spec, batch, source.result()
 
     def _dry_spec(
         self,
