@@ -317,10 +317,31 @@ def test_redis_write_dropped_mid_pipeline_is_sent_again_from_the_first_call(redi
                 _server_kills_idle_reads(redis_prefix)
             yield call
 
+    attempts = []
+    once = store._pipeline_once  # type: ignore[attr-defined]
+
+    def counted(*args: Any) -> Any:
+        attempts.append(1)
+        return once(*args)
+
+    store._pipeline_once = counted  # type: ignore[attr-defined]
     store._pipeline(commands())  # type: ignore[attr-defined]  # no error: the retry went through
-    assert killed
+    assert killed and len(attempts) == 2
     assert [value_of(store, "g", str(i)) for i in (0, _CHUNK, 3 * _CHUNK - 1)] == [0, _CHUNK, 3 * _CHUNK - 1]
     assert store.count("g") == 3 * _CHUNK
+    store.close()
+
+
+@pytest.mark.redis
+def test_redis_write_with_ragged_columns_is_refused_before_anything_is_sent(redis_prefix: str) -> None:
+    store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
+    batch = WriteBatch()
+    for i in range(2500):
+        batch.add(str(i), 10, None, encode_payload({"v": i}))
+    batch.payloads.pop()
+    with pytest.raises(ValidationError, match=r"different lengths \[2499, 2500\]"):
+        store.write("g", batch)
+    assert store.count("g") == 0
     store.close()
 
 

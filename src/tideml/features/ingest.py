@@ -444,6 +444,8 @@ def ingest_frame(
             parts: list[Future[int]] = []
             applied = 0
             for start in range(0, latest.height, chunk_rows):
+                if any(p.done() and p.exception() is not None for p in parts):
+                    break  # a chunk failed: the ingest fails, so stop encoding (the result below raises)
                 chunk = encode_writes(spec, latest.slice(start, chunk_rows), ttl_seconds=ttl_seconds)
                 if parallel:
                     assert pool is not None
