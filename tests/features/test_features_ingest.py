@@ -45,6 +45,19 @@ def good_frame() -> pl.DataFrame:
     )
 
 
+def many_rows(n: int, *, ids: int, days: int) -> pl.DataFrame:
+    """n rows of small_spec over `ids` ids and `days` days of hourly event times."""
+    return pl.DataFrame(
+        {
+            "id": [i % ids for i in range(n)],
+            "ts": [f"2024-01-{1 + i % days:02d}T{i % 24:02d}:00:00Z" for i in range(n)],
+            "amount": [i * 0.5 for i in range(n)],
+            "count": list(range(n)),
+            "state": ["s"] * n,
+        }
+    )
+
+
 def assert_nothing_written(fs: FeatureStore, group: str) -> None:
     assert fs.offline.files(group) == []
     assert fs.online.count(group) == 0
@@ -181,16 +194,7 @@ def test_idempotent_reingest_and_in_batch_duplicates(fs: FeatureStore) -> None:
 
 
 def test_parallel_workers_match_a_single_worker(fs: FeatureStore) -> None:
-    n = 20_000
-    frame = pl.DataFrame(
-        {
-            "id": [i % 5000 for i in range(n)],
-            "ts": [f"2024-01-{1 + i % 4:02d}T{i % 24:02d}:00:00Z" for i in range(n)],
-            "amount": [i * 0.5 for i in range(n)],
-            "count": list(range(n)),
-            "state": ["s"] * n,
-        }
-    )
+    frame = many_rows(20_000, ids=5000, days=4)
     fs.create_group(small_spec("one"))
     fs.create_group(small_spec("many"))
     r1 = fs.ingest("one", frame, workers=1, progress=False)
@@ -224,17 +228,7 @@ def test_online_writes_in_many_chunks_land_like_one(online_url: str, workers: in
     from tideml.features.online import open_online_store
 
     spec = small_spec()
-    n = 300
-    frame = pl.DataFrame(
-        {
-            "id": [i % 61 for i in range(n)],
-            "ts": [f"2024-01-{1 + i % 9:02d}T{i % 24:02d}:00:00Z" for i in range(n)],
-            "amount": [i * 0.25 for i in range(n)],
-            "count": list(range(n)),
-            "state": ["s"] * n,
-        }
-    )
-    batch = prepare_batch(spec, frame)
+    batch = prepare_batch(spec, many_rows(300, ids=61, days=9))
     store = open_online_store(online_url)
     try:
         report = ingest_frame(
@@ -269,17 +263,8 @@ def test_a_failing_online_chunk_fails_the_ingest_and_commits_no_offline_file(tmp
                 raise OSError("disk full")
             return super().write(group, batch)
 
-    spec = small_spec()
-    frame = pl.DataFrame(
-        {
-            "id": list(range(60)),
-            "ts": [f"2024-01-01T{i % 24:02d}:00:00Z" for i in range(60)],
-            "amount": [0.5] * 60,
-            "count": list(range(60)),
-            "state": ["s"] * 60,
-        }
-    )
+    batch = prepare_batch(small_spec(), many_rows(60, ids=60, days=1))
     offline = OfflineStore(tmp_path / "off")
     with pytest.raises(OSError, match="disk full"):
-        ingest_frame(prepare_batch(spec, frame), offline=offline, online=Refusing(), workers=4, chunk_rows=7)
+        ingest_frame(batch, offline=offline, online=Refusing(), workers=4, chunk_rows=7)
     assert offline.files("g") == []
