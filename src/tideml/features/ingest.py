@@ -440,18 +440,17 @@ def ingest_frame(
             assert online is not None
             latest = latest_rows(spec, frame, key_order=online.key_ordered_writes)
             weight = frame.height / max(latest.height, 1) * share
-            parallel = pool is not None and latest.height > chunk_rows and online.parallel_writes
+            parallel = pool if latest.height > chunk_rows and online.parallel_writes else None
             parts: list[Future[int]] = []
             applied = 0
             for start in range(0, latest.height, chunk_rows):
                 if any(p.done() and p.exception() is not None for p in parts):
                     break  # a chunk failed: the ingest fails, so stop encoding (the result below raises)
                 chunk = encode_writes(spec, latest.slice(start, chunk_rows), ttl_seconds=ttl_seconds)
-                if parallel:
-                    assert pool is not None
-                    parts.append(pool.submit(write_chunk, chunk, weight))
-                else:
+                if parallel is None:
                     applied += write_chunk(chunk, weight)
+                else:
+                    parts.append(parallel.submit(write_chunk, chunk, weight))
             return applied + sum(p.result() for p in parts)
 
         try:

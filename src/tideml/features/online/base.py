@@ -57,6 +57,18 @@ class WriteBatch:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def check(self, group: str) -> None:
+        """Raise unless every column has one entry per record (a store that sends a batch in parts
+        checks before the first part goes out)."""
+        sizes = {len(self.ids), len(self.event_us), len(self.expires_us), len(self.payloads)}
+        if len(sizes) != 1:
+            raise ValidationError(
+                f"the batch's columns have different lengths {sorted(sizes)}",
+                obj=f"online write to group {group}",
+                field="batch",
+                fix="give every record an id, an event time, an expiry (or None) and a payload (or None)",
+            )
+
     def slice(self, start: int, stop: int) -> WriteBatch:
         return WriteBatch(
             self.ids[start:stop],

@@ -37,7 +37,7 @@ import hiredis
 import redis
 import redis.exceptions
 
-from tideml.errors import ConfigError, StoreUnavailable, ValidationError
+from tideml.errors import ConfigError, StoreUnavailable
 from tideml.features.online.base import OnlineStore, StoredRecord, WriteBatch
 
 __all__ = ["RedisOnlineStore"]
@@ -209,14 +209,7 @@ class RedisOnlineStore(OnlineStore):
         a connection lost twice) stay applied; newer-wins makes running the batch again safe."""
         if not len(batch):
             return 0
-        sizes = {len(batch.ids), len(batch.event_us), len(batch.expires_us), len(batch.payloads)}
-        if len(sizes) != 1:  # checked before the first call goes out, not when packing reaches the end
-            raise ValidationError(
-                f"the batch's columns have different lengths {sorted(sizes)}",
-                obj=f"online write to group {group}",
-                field="batch",
-                fix="give every record an id, an event time, an expiry (or None) and a payload (or None)",
-            )
+        batch.check(group)  # before the first call goes out, not when packing reaches the end
         return sum(int(r) for r in self._call(self._pipeline, self._write_commands(group, batch)))
 
     def _write_commands(self, group: str, batch: WriteBatch) -> Iterator[bytes]:
@@ -257,10 +250,10 @@ class RedisOnlineStore(OnlineStore):
             replies = self._stream(conn, commands, sent)
             refused = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
             if refused:
-                (loaded,) = self._stream(conn, iter([_pack(b"SCRIPT", b"LOAD", _WRITE_LUA)]), [])
+                (loaded,) = self._stream(conn, [_pack(b"SCRIPT", b"LOAD", _WRITE_LUA)])
                 if isinstance(loaded, Exception):
                     raise loaded
-                replies[refused[0] :] = self._stream(conn, iter(sent[refused[0] :]), [])
+                replies[refused[0] :] = self._stream(conn, sent[refused[0] :])
         except BaseException:  # a dropped connection, a timeout, an interrupt: no unread reply to the pool
             conn.disconnect()
             raise
@@ -272,9 +265,11 @@ class RedisOnlineStore(OnlineStore):
         return replies
 
     @staticmethod
-    def _stream(conn: Any, commands: Iterator[bytes], sent: list[bytes]) -> list[Any]:
+    def _stream(conn: Any, commands: Iterable[bytes], sent: list[bytes] | None = None) -> list[Any]:
         """Send each command as it comes and read the replies, at most _IN_FLIGHT behind (so unread
-        replies never fill a socket buffer while this thread blocks sending)."""
+        replies never fill a socket buffer while this thread blocks sending); `sent` collects the
+        commands as they go out."""
+        sent = [] if sent is None else sent
         replies: list[Any] = []
 
         def read_one() -> None:
