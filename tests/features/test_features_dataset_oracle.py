@@ -382,3 +382,31 @@ def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not
     result = build_dataset(store, {"g": spec}, ["g.v"], entities=ent, entity_time="t")
     assert result.joins == {"g": joined}
     assert result.table.column("v").to_pylist() == [None, 10, None, None, 70, None, None, None, 99, 99, None]
+
+
+def test_sorted_keys_match_the_same_rows_in_any_row_order() -> None:
+    """Rows in event-time order are sorted by (id, position) values, others by an arg sort of their
+    (id, event time) keys: both find each entity row's latest row at or before its time."""
+    rng = range(2000)
+    rows = pl.DataFrame(
+        {
+            "n": list(rng),
+            "id": [(i * 37) % 101 for i in rng],
+            "et": [datetime.fromtimestamp(T0 + 60 * i, UTC) for i in rng],
+            "is_deleted": [i % 13 == 0 for i in rng],
+        }
+    )
+    ids = pl.Series([(i * 53) % 103 for i in range(500)])
+    times = pl.Series([datetime.fromtimestamp(T0 + 250 * i, UTC) for i in range(500)])
+    in_order = dataset_module._match_sorted_keys(rows, ids, times, ttl_seconds=3000)
+    shuffled = rows.sample(fraction=1.0, shuffle=True, seed=1)
+    assert not shuffled.get_column("et").is_sorted()
+    assert in_order is not None and in_order.null_count() not in (0, 500)
+    assert in_order.to_list() == dataset_module._match_sorted_keys(shuffled, ids, times, 3000).to_list()
+    expected = []
+    for e, t in zip(ids, times, strict=True):
+        older = [r for r in rows.iter_rows(named=True) if r["id"] == e and r["et"] <= t]
+        last = max(older, key=lambda r: r["et"], default=None)
+        fresh = last is not None and not last["is_deleted"] and (t - last["et"]).total_seconds() < 3000
+        expected.append(last["n"] if fresh else None)
+    assert in_order.to_list() == expected

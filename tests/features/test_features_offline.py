@@ -73,6 +73,20 @@ def test_layout_partitions_by_event_time_with_system_columns(tmp_path: Path) -> 
     assert not [p for p in (tmp_path / "g").rglob("*") if p.name.startswith(".tmp-")]
 
 
+def test_each_file_holds_its_rows_in_event_time_order(tmp_path: Path) -> None:
+    """The writer encodes record batches in parallel; the rows are cut into batches of whole
+    partitions, so a partition's file is in event-time order even when the batch spans more rows than
+    one writer batch (2^17) and a partition sits where a cut would fall."""
+    n = 300_000
+    seconds = sorted((i * 7919) % (3600 * 30) for i in range(n))  # 30 hours, ~10k rows each
+    shuffled = pl.Series(range(n)).shuffle(seed=3)
+    batch = frame([i % 5000 for i in range(n)], seconds, list(range(n))).select(pl.all().gather(shuffled))
+    files = OfflineStore(tmp_path).append(SPEC, batch, api_invocation_us=1, unique_keys=False)
+    assert len(files) == 30 and sum(f.rows for f in files) == n
+    for f in files:
+        assert pq.read_table(tmp_path / "g" / f.path).column("et").to_pandas().is_monotonic_increasing
+
+
 def test_a_batch_is_invisible_until_committed_and_gone_after_abort(tmp_path: Path) -> None:
     store = OfflineStore(tmp_path)
     txn = store.begin(SPEC)
