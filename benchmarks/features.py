@@ -17,7 +17,9 @@ Measured on both sides, medians over `--repeats`:
   lineage) against Feast's `get_historical_features(…).to_df()` on its file offline store.
 
 Feast runs in `/work/main/.venv-peers` (see benchmarks/requirements-peers.txt) in a subprocess: this
-file re-executes itself there with `--peer feast`, so that side imports nothing from tideml.
+file re-executes itself there with `--peer feast`, so that side imports nothing from tideml. The sides
+alternate, one repeat each (tideml, Feast, tideml, ...), so a noisy minute on a shared host hits both;
+besides the medians' speed-up the table prints the range of the repeats' own speed-ups.
 
 Usage: python benchmarks/features.py [--entities 100000 --feature-rows 1000000] [--repeats 3]
        python benchmarks/features.py --entities 1000000 --feature-rows 10000000 --ids 1000000 --repeats 1
@@ -126,60 +128,61 @@ def median_of(results: list[dict[str, float]]) -> dict[str, float]:
 
 
 # -- tideml ------------------------------------------------------------------------------------------
-def run_tideml(args: argparse.Namespace, paths: dict[str, str], workdir: Path) -> dict[str, float]:
+def tideml_repeat(
+    args: argparse.Namespace, paths: dict[str, str], workdir: Path, r: int, state: dict[str, Any]
+) -> dict[str, float]:
+    """One repeat on the tideml side, in a new workspace (the frames are read once, in `state`)."""
     import polars as pl
 
     from tideml.features import FeatureStore
     from tideml.workspace import Workspace
 
-    frame = pl.read_parquet(paths["features"])
-    entities = pl.read_parquet(paths["entities"])
-    rng = np.random.default_rng(args.seed + 1)
-    one_ids = rng.integers(0, args.ids, args.lookups).tolist()
-    batches = [rng.integers(0, args.ids, 100).tolist() for _ in range(args.batch_lookups)]
+    if not state:
+        rng = np.random.default_rng(args.seed + 1)
+        state["frame"] = pl.read_parquet(paths["features"])
+        state["entities"] = pl.read_parquet(paths["entities"])
+        state["one_ids"] = rng.integers(0, args.ids, args.lookups).tolist()
+        state["batches"] = [rng.integers(0, args.ids, 100).tolist() for _ in range(args.batch_lookups)]
+    frame, entities, one_ids, batches = (state[k] for k in ("frame", "entities", "one_ids", "batches"))
     prefix = f"tidebench:{uuid.uuid4().hex[:10]}:"
-    results: list[dict[str, float]] = []
-    for r in range(args.repeats):
-        out: dict[str, float] = {}
-        ws = Workspace.init(workdir / f"tideml-{r}")
-        fs = FeatureStore(ws)
-        # set up before the clock starts, as Feast's `apply` registers its view and creates its online
-        # tables before its timed materialize
-        fs.create_group_from_frame("bench", frame.head(1000), record_identifier="id", event_time="event_time")
-        fs.online.ping()
-        t = time.perf_counter()
-        fs.ingest("bench", frame, progress=False, workers=4)
-        out["ingest_rows_s"] = frame.height / (time.perf_counter() - t)
-        out["get1_sqlite_p50"], out["get1_sqlite_p99"] = time_calls(
-            lambda i, s=fs: s.get_record("bench", i), one_ids
-        )
-        out["get100_sqlite_p50"], out["get100_sqlite_p99"] = time_calls(
-            lambda ids, s=fs: s.batch_get_record({"bench": ids}), batches
-        )
-        t = time.perf_counter()
-        ds = fs.dataset(["bench.*"], entities=entities, entity_time="event_timestamp", name="bench")
-        out["dataset_s"] = time.perf_counter() - t
-        out["dataset_rows"] = float(ds.rows)
-        # Redis: the same group in a second store object pointed at Redis
-        rfs = FeatureStore(ws, online_url=f"{args.redis_url}?prefix={prefix}")
-        rfs.online.ping()  # imported and connected before the clock starts (Feast imports at build)
-        t = time.perf_counter()
-        rfs.ingest("bench", frame, progress=False, workers=4)
-        out["ingest_redis_rows_s"] = frame.height / (time.perf_counter() - t)
-        out["get1_redis_p50"], out["get1_redis_p99"] = time_calls(
-            lambda i, s=rfs: s.get_record("bench", i), one_ids
-        )
-        out["get100_redis_p50"], out["get100_redis_p99"] = time_calls(
-            lambda ids, s=rfs: s.batch_get_record({"bench": ids}), batches
-        )
-        out["redis_ping_p50"], out["redis_ping_p99"] = redis_ping_floor(args.redis_url)
-        rfs.online.drop_group("bench")
-        rfs.close()
-        fs.close()
-        ws.close()
-        results.append(out)
-        print(f"  tideml repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
-    return median_of(results)
+    out: dict[str, float] = {}
+    ws = Workspace.init(workdir / f"tideml-{r}")
+    fs = FeatureStore(ws)
+    # set up before the clock starts, as Feast's `apply` registers its view and creates its online
+    # tables before its timed materialize
+    fs.create_group_from_frame("bench", frame.head(1000), record_identifier="id", event_time="event_time")
+    fs.online.ping()
+    t = time.perf_counter()
+    fs.ingest("bench", frame, progress=False, workers=4)
+    out["ingest_rows_s"] = frame.height / (time.perf_counter() - t)
+    out["get1_sqlite_p50"], out["get1_sqlite_p99"] = time_calls(
+        lambda i, s=fs: s.get_record("bench", i), one_ids
+    )
+    out["get100_sqlite_p50"], out["get100_sqlite_p99"] = time_calls(
+        lambda ids, s=fs: s.batch_get_record({"bench": ids}), batches
+    )
+    t = time.perf_counter()
+    ds = fs.dataset(["bench.*"], entities=entities, entity_time="event_timestamp", name="bench")
+    out["dataset_s"] = time.perf_counter() - t
+    out["dataset_rows"] = float(ds.rows)
+    # Redis: the same group in a second store object pointed at Redis
+    rfs = FeatureStore(ws, online_url=f"{args.redis_url}?prefix={prefix}")
+    rfs.online.ping()  # imported and connected before the clock starts (Feast imports at build)
+    t = time.perf_counter()
+    rfs.ingest("bench", frame, progress=False, workers=4)
+    out["ingest_redis_rows_s"] = frame.height / (time.perf_counter() - t)
+    out["get1_redis_p50"], out["get1_redis_p99"] = time_calls(
+        lambda i, s=rfs: s.get_record("bench", i), one_ids
+    )
+    out["get100_redis_p50"], out["get100_redis_p99"] = time_calls(
+        lambda ids, s=rfs: s.batch_get_record({"bench": ids}), batches
+    )
+    out["redis_ping_p50"], out["redis_ping_p99"] = redis_ping_floor(args.redis_url)
+    rfs.online.drop_group("bench")
+    rfs.close()
+    fs.close()
+    ws.close()
+    return out
 
 
 # -- Feast (runs in .venv-peers) ---------------------------------------------------------------------
@@ -215,7 +218,8 @@ def _feast_store(repo: Path, project: str, online: str, paths: dict[str, str], n
     return store
 
 
-def run_feast(args: argparse.Namespace, paths: dict[str, str], workdir: Path) -> dict[str, float]:
+def feast_repeat(args: argparse.Namespace, paths: dict[str, str], workdir: Path, r: int) -> dict[str, float]:
+    """One repeat on the Feast side (run in .venv-peers, in its own process)."""
     import pandas as pd
 
     refs = [f"bench:f{i}" for i in range(args.features)]
@@ -226,57 +230,51 @@ def run_feast(args: argparse.Namespace, paths: dict[str, str], workdir: Path) ->
     start, end = BASE - timedelta(days=1), BASE + timedelta(days=SPAN_DAYS + 1)
     redis_host = args.redis_url.split("//", 1)[1].split("/", 1)[0]
     redis_db = args.redis_url.rsplit("/", 1)[1]
-    results: list[dict[str, float]] = []
-    for r in range(args.repeats):
-        out: dict[str, float] = {}
-        project = f"tidebench{uuid.uuid4().hex[:8]}"
-        repo = workdir / f"feast-{r}"
-        data = pd.read_parquet(paths["features"])
-        source_path = repo / "features.parquet"
-        repo.mkdir(parents=True, exist_ok=True)
-        local = dict(paths, features=str(source_path))
-        data.to_parquet(source_path)  # present before `apply`; written again (timed) below
-        store = _feast_store(
-            repo, project, f"    type: sqlite\n    path: {repo}/online.db", local, args.features
-        )
-        t = time.perf_counter()
-        data.to_parquet(source_path)  # the offline write: Feast's file offline store is this file
-        store.materialize(start, end)
-        out["ingest_rows_s"] = len(data) / (time.perf_counter() - t)
+    out: dict[str, float] = {}
+    project = f"tidebench{uuid.uuid4().hex[:8]}"
+    repo = workdir / f"feast-{r}"
+    data = pd.read_parquet(paths["features"])
+    source_path = repo / "features.parquet"
+    repo.mkdir(parents=True, exist_ok=True)
+    local = dict(paths, features=str(source_path))
+    data.to_parquet(source_path)  # present before `apply`; written again (timed) below
+    store = _feast_store(repo, project, f"    type: sqlite\n    path: {repo}/online.db", local, args.features)
+    t = time.perf_counter()
+    data.to_parquet(source_path)  # the offline write: Feast's file offline store is this file
+    store.materialize(start, end)
+    out["ingest_rows_s"] = len(data) / (time.perf_counter() - t)
 
-        def get1(i: int, s: Any = store) -> Any:
-            return s.get_online_features(features=refs, entity_rows=[{"id": i}]).to_dict()
+    def get1(i: int, s: Any = store) -> Any:
+        return s.get_online_features(features=refs, entity_rows=[{"id": i}]).to_dict()
 
-        def get100(ids: list[int], s: Any = store) -> Any:
-            return s.get_online_features(features=refs, entity_rows=[{"id": i} for i in ids]).to_dict()
+    def get100(ids: list[int], s: Any = store) -> Any:
+        return s.get_online_features(features=refs, entity_rows=[{"id": i} for i in ids]).to_dict()
 
-        out["get1_sqlite_p50"], out["get1_sqlite_p99"] = time_calls(get1, one_ids)
-        out["get100_sqlite_p50"], out["get100_sqlite_p99"] = time_calls(get100, batches)
-        t = time.perf_counter()
-        df = store.get_historical_features(entity_df=entities, features=refs).to_df()
-        out["dataset_s"] = time.perf_counter() - t
-        out["dataset_rows"] = float(len(df))
-        rrepo = workdir / f"feast-redis-{r}"
-        rstore = _feast_store(
-            rrepo,
-            project + "r",
-            f'    type: redis\n    connection_string: "{redis_host},db={redis_db}"',
-            local,
-            args.features,
-        )
-        t = time.perf_counter()
-        data.to_parquet(source_path)
-        rstore.materialize(start, end)
-        out["ingest_redis_rows_s"] = len(data) / (time.perf_counter() - t)
-        out["get1_redis_p50"], out["get1_redis_p99"] = time_calls(lambda i, s=rstore: get1(i, s), one_ids)
-        out["get100_redis_p50"], out["get100_redis_p99"] = time_calls(
-            lambda ids, s=rstore: get100(ids, s), batches
-        )
-        out["redis_ping_p50"], out["redis_ping_p99"] = redis_ping_floor(args.redis_url)
-        rstore.teardown()  # removes its Redis keys
-        results.append(out)
-        print(f"  feast repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
-    return median_of(results)
+    out["get1_sqlite_p50"], out["get1_sqlite_p99"] = time_calls(get1, one_ids)
+    out["get100_sqlite_p50"], out["get100_sqlite_p99"] = time_calls(get100, batches)
+    t = time.perf_counter()
+    df = store.get_historical_features(entity_df=entities, features=refs).to_df()
+    out["dataset_s"] = time.perf_counter() - t
+    out["dataset_rows"] = float(len(df))
+    rrepo = workdir / f"feast-redis-{r}"
+    rstore = _feast_store(
+        rrepo,
+        project + "r",
+        f'    type: redis\n    connection_string: "{redis_host},db={redis_db}"',
+        local,
+        args.features,
+    )
+    t = time.perf_counter()
+    data.to_parquet(source_path)
+    rstore.materialize(start, end)
+    out["ingest_redis_rows_s"] = len(data) / (time.perf_counter() - t)
+    out["get1_redis_p50"], out["get1_redis_p99"] = time_calls(lambda i, s=rstore: get1(i, s), one_ids)
+    out["get100_redis_p50"], out["get100_redis_p99"] = time_calls(
+        lambda ids, s=rstore: get100(ids, s), batches
+    )
+    out["redis_ping_p50"], out["redis_ping_p99"] = redis_ping_floor(args.redis_url)
+    rstore.teardown()  # removes its Redis keys
+    return out
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -298,30 +296,69 @@ ROWS = [
 ]
 
 
+def speedup(tide: float | None, feast: float | None, better: str) -> float | None:
+    """How many times faster tideml is: feast / tideml for times, tideml / feast for rates."""
+    if tide is None or feast is None or tide <= 0 or feast <= 0 or better == "none":
+        return None
+    return feast / tide if better == "lower" else tide / feast
+
+
 def report(
-    args: argparse.Namespace, tide: dict[str, float], feast: dict[str, float] | None, note: str
+    args: argparse.Namespace,
+    tide_runs: list[dict[str, float]],
+    feast_runs: list[dict[str, float]],
+    note: str,
 ) -> None:
+    """Medians of each side, the speed-up of the medians, and the range of the speed-ups of the
+    repeats (repeat r of tideml against repeat r of Feast, which ran right after it)."""
+    tide = median_of(tide_runs)
+    feast = median_of(feast_runs) if feast_runs else None
     print(
         f"\nfeature store benchmark: {args.entities:,} entity rows x {args.feature_rows:,} feature rows, "
         f"{args.ids:,} ids, {args.features} features, medians of {args.repeats} repeat(s), "
         f"{args.lookups:,} single / {args.batch_lookups:,} batch lookups"
     )
-    head = f"{'metric':<40}{'tideml':>14}{'feast':>14}{'speed-up':>12}"
+    head = f"{'metric':<40}{'tideml':>14}{'feast':>14}{'speed-up':>12}{'repeats':>16}"
     print(head)
     print("-" * len(head))
     for label, key, better in ROWS:
         t = tide.get(key)
         f = feast.get(key) if feast else None
-        ratio = ""
-        if t is not None and f is not None and t > 0 and f > 0 and better != "none":
-            ratio = f"{(f / t if better == 'lower' else t / f):.1f}x"
+        ratio = speedup(t, f, better)
+        pairs = zip(tide_runs, feast_runs, strict=False)
+        known = [x for a, b in pairs if (x := speedup(a.get(key), b.get(key), better)) is not None]
+        spread = f"{min(known):.1f}-{max(known):.1f}x" if len(known) > 1 else ""
         fmt = (lambda v: f"{v:,.0f}") if key.endswith(("rows_s", "rows")) else (lambda v: f"{v:.3f}")
         shown_t = fmt(t) if t is not None else "-"
         shown_f = fmt(f) if f is not None else "-"
-        print(f"{label:<40}{shown_t:>14}{shown_f:>14}{ratio:>12}")
+        shown_r = f"{ratio:.1f}x" if ratio is not None else ""
+        print(f"{label:<40}{shown_t:>14}{shown_f:>14}{shown_r:>12}{spread:>16}")
     if note:
         print(note)
-    print("speed-up = how many times faster tideml is (feast / tideml for times, tideml / feast for rates)")
+    print("speed-up = how many times faster tideml is (feast / tideml for times, tideml / feast for rates),")
+    print("of the medians; repeats = the lowest and highest speed-up of one repeat against the Feast repeat")
+    print("that ran right after it (the sides alternate, so a noisy minute on a shared host hits both)")
+
+
+def feast_subprocess(
+    args: argparse.Namespace, paths: dict[str, str], workdir: Path, r: int
+) -> tuple[dict[str, float] | None, str]:
+    """Repeat r of the Feast side in .venv-peers (its own process: it imports nothing from tideml)."""
+    cmd = [str(PEERS_PYTHON), __file__, "--peer", "feast", "--paths", json.dumps(paths)]
+    cmd += ["--repeat-index", str(r), "--workdir", str(workdir), "--ids", str(args.ids)]
+    cmd += ["--features", str(args.features)]
+    cmd += ["--lookups", str(args.lookups), "--batch-lookups", str(args.batch_lookups)]
+    cmd += ["--seed", str(args.seed), "--redis-url", args.redis_url]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=args.feast_timeout, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"Feast side stopped after {args.feast_timeout} s"
+    if done.returncode != 0:
+        return None, "Feast side failed:\n" + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), ""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -339,12 +376,13 @@ def main(argv: list[str] | None = None) -> None:
         "--workdir", type=Path, default=None, help="where data and stores go (default: a temp dir)"
     )
     p.add_argument("--skip-feast", action="store_true")
-    p.add_argument("--feast-timeout", type=int, default=3600, help="seconds before the Feast side is stopped")
+    p.add_argument("--feast-timeout", type=int, default=3600, help="seconds before a Feast repeat is stopped")
     p.add_argument("--peer", choices=["feast"], help=argparse.SUPPRESS)
     p.add_argument("--paths", help=argparse.SUPPRESS)
+    p.add_argument("--repeat-index", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.peer == "feast":
-        result = run_feast(args, json.loads(args.paths), Path(args.workdir))
+        result = feast_repeat(args, json.loads(args.paths), Path(args.workdir), args.repeat_index)
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory(prefix="tide-bench-features-") as tmp:
@@ -352,31 +390,25 @@ def main(argv: list[str] | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         print(f"generating data in {workdir}", file=sys.stderr, flush=True)
         paths = generate(workdir, args.entities, args.feature_rows, args.ids, args.features, args.seed)
-        tide = run_tideml(args, paths, workdir)
-        feast: dict[str, float] | None = None
+        run_feast = not args.skip_feast and PEERS_PYTHON.exists()
         note = ""
-        if not args.skip_feast:
-            if not PEERS_PYTHON.exists():
-                note = f"Feast not run: {PEERS_PYTHON} is missing"
-                note += " (pip install -r benchmarks/requirements-peers.txt)"
-            else:
-                cmd = [str(PEERS_PYTHON), __file__, "--peer", "feast", "--paths", json.dumps(paths)]
-                cmd += ["--workdir", str(workdir), "--repeats", str(args.repeats), "--ids", str(args.ids)]
-                cmd += ["--features", str(args.features), "--lookups", str(args.lookups)]
-                cmd += ["--batch-lookups", str(args.batch_lookups), "--seed", str(args.seed)]
-                cmd += ["--redis-url", args.redis_url]
-                env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-                try:
-                    done = subprocess.run(
-                        cmd, capture_output=True, text=True, timeout=args.feast_timeout, env=env, check=False
-                    )
-                    if done.returncode == 0:
-                        feast = json.loads(done.stdout.strip().splitlines()[-1])
-                    else:
-                        note = "Feast side failed:\n" + done.stderr[-3000:]
-                except subprocess.TimeoutExpired:
-                    note = f"Feast side stopped after {args.feast_timeout} s"
-        report(args, tide, feast, note)
+        if not args.skip_feast and not run_feast:
+            note = f"Feast not run: {PEERS_PYTHON} is missing"
+            note += " (pip install -r benchmarks/requirements-peers.txt)"
+        tide_runs: list[dict[str, float]] = []
+        feast_runs: list[dict[str, float]] = []
+        state: dict[str, Any] = {}
+        for r in range(args.repeats):  # the sides alternate: host noise of one minute hits both
+            tide_runs.append(tideml_repeat(args, paths, workdir, r, state))
+            print(f"  tideml repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+            if run_feast:
+                feast_run, note = feast_subprocess(args, paths, workdir, r)
+                if feast_run is None:
+                    run_feast, feast_runs = False, []
+                else:
+                    feast_runs.append(feast_run)
+                    print(f"  feast repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+        report(args, tide_runs, feast_runs, note)
 
 
 if __name__ == "__main__":
