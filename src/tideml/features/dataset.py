@@ -168,10 +168,7 @@ def _entity_key(entities: pl.DataFrame, column: str, spec: FeatureGroupSpec) -> 
 
 
 def _match_sorted_keys(
-    rows: pl.DataFrame,
-    entity_key: pl.Series,
-    entity_t: pl.Series,
-    ttl_seconds: int | None,
+    rows: pl.DataFrame, entity_key: pl.Series, entity_t: pl.Series, ttl_seconds: int | None
 ) -> pl.Series | None:
     """Each entity row's match among a group's candidate `rows` (columns: row number, record id,
     event time, is_deleted; no two rows share an id and an event time), or None when the ids and

@@ -372,7 +372,7 @@ class AppendTransaction:
                 file_visitor=lambda f: staged.append((f.path, f.metadata.num_rows, f.size)),
                 max_partitions=len(bounds) + 1,
                 # a file per hour open at once is fastest; past half the process' open-file limit the
-                # writer closes files as it goes (input sorted by hour: a partition rarely gets two)
+                # writer closes files as it goes (input sorted by time: a partition rarely gets two)
                 max_open_files=min(len(bounds) + 1, _open_file_budget()),
                 existing_data_behavior="error",
             )
