@@ -17,9 +17,10 @@ Measured on both sides, medians over `--repeats`:
   lineage) against Feast's `get_historical_features(…).to_df()` on its file offline store.
 
 Feast runs in `/work/main/.venv-peers` (see benchmarks/requirements-peers.txt) in a subprocess: this
-file re-executes itself there with `--peer feast`, so that side imports nothing from tideml. The sides
-alternate, one repeat each (tideml, Feast, tideml, ...), so a noisy minute on a shared host hits both;
-besides the medians' speed-up the table prints the range of the repeats' own speed-ups.
+file re-executes itself there with `--peer feast`, so that side imports nothing from tideml; that
+process stays up for every repeat, as tideml's does. The sides alternate, one repeat each (tideml,
+Feast, tideml, ...), so a noisy minute on a shared host hits both; besides the speed-up of the
+medians the table prints the range of the repeats' own speed-ups.
 
 Usage: python benchmarks/features.py [--entities 100000 --feature-rows 1000000] [--repeats 3]
        python benchmarks/features.py --entities 1000000 --feature-rows 10000000 --ids 1000000 --repeats 1
@@ -31,10 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -48,6 +51,7 @@ import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 PEERS_PYTHON = HERE.parent / ".venv-peers" / "bin" / "python"
+RESULT = "RESULT "  # marks the Feast peer's result line (Feast prints progress to stdout too)
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN_DAYS = 30
 
@@ -340,25 +344,63 @@ def report(
     print("that ran right after it (the sides alternate, so a noisy minute on a shared host hits both)")
 
 
-def feast_subprocess(
-    args: argparse.Namespace, paths: dict[str, str], workdir: Path, r: int
-) -> tuple[dict[str, float] | None, str]:
-    """Repeat r of the Feast side in .venv-peers (its own process: it imports nothing from tideml)."""
-    cmd = [str(PEERS_PYTHON), __file__, "--peer", "feast", "--paths", json.dumps(paths)]
-    cmd += ["--repeat-index", str(r), "--workdir", str(workdir), "--ids", str(args.ids)]
-    cmd += ["--features", str(args.features)]
-    cmd += ["--lookups", str(args.lookups), "--batch-lookups", str(args.batch_lookups)]
-    cmd += ["--seed", str(args.seed), "--redis-url", args.redis_url]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    try:
-        done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=args.feast_timeout, env=env, check=False
+class FeastPeer:
+    """The Feast side in one long-lived process in .venv-peers (it imports nothing from tideml), which
+    runs a repeat whenever it is sent its number: warm after its first repeat, as tideml's process is."""
+
+    def __init__(self, args: argparse.Namespace, paths: dict[str, str], workdir: Path) -> None:
+        cmd = [str(PEERS_PYTHON), __file__, "--peer", "feast", "--paths", json.dumps(paths)]
+        cmd += ["--workdir", str(workdir), "--ids", str(args.ids), "--features", str(args.features)]
+        cmd += ["--lookups", str(args.lookups), "--batch-lookups", str(args.batch_lookups)]
+        cmd += ["--seed", str(args.seed), "--redis-url", args.redis_url]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        self.timeout = args.feast_timeout
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  -- closed in close(); Feast's output
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env
         )
-    except subprocess.TimeoutExpired:
-        return None, f"Feast side stopped after {args.feast_timeout} s"
-    if done.returncode != 0:
-        return None, "Feast side failed:\n" + done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]), ""
+        self.lines: queue.Queue[str] = queue.Queue()  # stdout, read on a thread: waits can time out
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put("")  # the process ended
+
+    def run(self, r: int) -> tuple[dict[str, float] | None, str]:
+        """Repeat r's numbers, or None and why not."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{r}\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + self.timeout
+        try:
+            while True:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                if line.startswith(RESULT):
+                    return json.loads(line[len(RESULT) :]), ""
+                if not line:
+                    self.log.seek(0)
+                    return None, "Feast side failed:\n" + self.log.read()[-3000:]
+        except queue.Empty:
+            self.proc.kill()
+            return None, f"Feast side stopped after {self.timeout} s"
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def serve_feast(args: argparse.Namespace) -> None:
+    """Peer mode: run the Feast repeat named by each line of stdin, print its numbers after RESULT."""
+    for line in sys.stdin:
+        out = feast_repeat(args, json.loads(args.paths), Path(args.workdir), int(line))
+        print(RESULT + json.dumps(out), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -379,11 +421,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--feast-timeout", type=int, default=3600, help="seconds before a Feast repeat is stopped")
     p.add_argument("--peer", choices=["feast"], help=argparse.SUPPRESS)
     p.add_argument("--paths", help=argparse.SUPPRESS)
-    p.add_argument("--repeat-index", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.peer == "feast":
-        result = feast_repeat(args, json.loads(args.paths), Path(args.workdir), args.repeat_index)
-        print(json.dumps(result))
+        serve_feast(args)
         return
     with tempfile.TemporaryDirectory(prefix="tide-bench-features-") as tmp:
         workdir = args.workdir or Path(tmp)
@@ -398,16 +438,22 @@ def main(argv: list[str] | None = None) -> None:
         tide_runs: list[dict[str, float]] = []
         feast_runs: list[dict[str, float]] = []
         state: dict[str, Any] = {}
-        for r in range(args.repeats):  # the sides alternate: host noise of one minute hits both
-            tide_runs.append(tideml_repeat(args, paths, workdir, r, state))
-            print(f"  tideml repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
-            if run_feast:
-                feast_run, note = feast_subprocess(args, paths, workdir, r)
-                if feast_run is None:
-                    run_feast, feast_runs = False, []
-                else:
-                    feast_runs.append(feast_run)
-                    print(f"  feast repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+        peer = FeastPeer(args, paths, workdir) if run_feast else None
+        try:
+            for r in range(args.repeats):  # the sides alternate: a noisy minute hits both
+                tide_runs.append(tideml_repeat(args, paths, workdir, r, state))
+                print(f"  tideml repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+                if peer is not None:
+                    feast_run, note = peer.run(r)
+                    if feast_run is None:
+                        peer.close()
+                        peer, feast_runs = None, []
+                    else:
+                        feast_runs.append(feast_run)
+                        print(f"  feast repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+        finally:
+            if peer is not None:
+                peer.close()
         report(args, tide_runs, feast_runs, note)
 
 

@@ -8,6 +8,8 @@ number-of-recent-records.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -384,6 +386,40 @@ def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not
     assert result.table.column("v").to_pylist() == [None, 10, None, None, 70, None, None, None, 99, 99, None]
 
 
+@contextmanager
+def by_position() -> Iterator[list[bool]]:
+    """Records, per sorted-keys match, whether it ordered the rows by (id, position) values."""
+    taken: list[bool] = []
+    original = dataset_module._order_by_id
+
+    def recording(*args: Any) -> Any:
+        order = original(*args)
+        taken.append(order is not None)
+        return order
+
+    with mock.patch.object(dataset_module, "_order_by_id", recording):
+        yield taken
+
+
+def test_one_ingest_over_many_hours_is_matched_by_id_and_position(tmp_path: Path) -> None:
+    """A shuffled batch over 50 hours: each hour's file is sorted and the dataset reads the files in
+    time order, so the match sorts (id, position) values; DuckDB's ASOF join finds the same rows."""
+    spec = make_spec(ttl=None)
+    store = OfflineStore(tmp_path)
+    log = [Row(i % 97, (i * 7919) % (3600 * 50), False, i, api=1, write=1) for i in range(5000)]
+    write_log(store, spec, [log[(i * 2003) % 5000] for i in range(5000)])  # shuffled
+    assert len(store.files("g")) == 50
+    ent = pl.DataFrame({"id": [i % 101 for i in range(400)], "t": [float(T0 + 450 * i) for i in range(400)]})
+    with by_position() as taken:
+        fast = build_dataset(store, {"g": spec}, ["g.v"], entities=ent, entity_time="t")
+    assert taken == [True] and fast.joins == {"g": "sorted-keys"}
+    with mock.patch.object(dataset_module, "_SORTED_KEYS", False):
+        duck = build_dataset(store, {"g": spec}, ["g.v"], entities=ent, entity_time="t")
+    assert duck.joins == {"g": "asof-event-time"}
+    assert fast.table.column("v").to_pylist() == duck.table.column("v").to_pylist()
+    assert fast.table.column("v").null_count < 400
+
+
 def test_sorted_keys_match_the_same_rows_in_any_row_order() -> None:
     """Rows in event-time order are sorted by (id, position) values, others by an arg sort of their
     (id, event time) keys: both find each entity row's latest row at or before its time."""
@@ -398,11 +434,13 @@ def test_sorted_keys_match_the_same_rows_in_any_row_order() -> None:
     )
     ids = pl.Series([(i * 53) % 103 for i in range(500)])
     times = pl.Series([datetime.fromtimestamp(T0 + 250 * i, UTC) for i in range(500)])
-    in_order = dataset_module._match_sorted_keys(rows, ids, times, ttl_seconds=3000)
     shuffled = rows.sample(fraction=1.0, shuffle=True, seed=1)
-    assert not shuffled.get_column("et").is_sorted()
-    assert in_order is not None and in_order.null_count() not in (0, 500)
-    assert in_order.to_list() == dataset_module._match_sorted_keys(shuffled, ids, times, 3000).to_list()
+    with by_position() as taken:
+        in_order = dataset_module._match_sorted_keys(rows, ids, times, ttl_seconds=3000)
+        again = dataset_module._match_sorted_keys(shuffled, ids, times, 3000)
+    assert taken == [True, False]  # the shuffled rows took the arg sort
+    assert in_order is not None and again is not None and in_order.null_count() not in (0, 500)
+    assert in_order.to_list() == again.to_list()
     expected = []
     for e, t in zip(ids, times, strict=True):
         older = [r for r in rows.iter_rows(named=True) if r["id"] == e and r["et"] <= t]

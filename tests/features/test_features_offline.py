@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tideml.features.dataset import build_dataset
-from tideml.features.offline import OfflineStore
+from tideml.features.offline import OfflineStore, _partition_scanner
 from tideml.features.spec import FeatureDefinition, FeatureGroupSpec, FeatureType
 from tideml.features.sql import SqlEngine
 
@@ -74,17 +75,36 @@ def test_layout_partitions_by_event_time_with_system_columns(tmp_path: Path) -> 
 
 
 def test_each_file_holds_its_rows_in_event_time_order(tmp_path: Path) -> None:
-    """The writer encodes record batches in parallel; the rows are cut into batches of whole
-    partitions, so a partition's file is in event-time order even when the batch spans more rows than
-    one writer batch (2^17) and a partition sits where a cut would fall."""
+    """Arrow's writer encodes record batches in parallel; the rows go to it in batches of whole
+    partitions, so each partition's file is in event-time order, an hour of more rows than one writer
+    batch (2^17) included."""
     n = 300_000
-    seconds = sorted((i * 7919) % (3600 * 30) for i in range(n))  # 30 hours, ~10k rows each
+    # 150k rows in hour 3, the rest over 30 hours (~5k each), shuffled
+    seconds = [3 * 3600 + (i * 7) % 3600 if i < 150_000 else (i * 7919) % (3600 * 30) for i in range(n)]
     shuffled = pl.Series(range(n)).shuffle(seed=3)
     batch = frame([i % 5000 for i in range(n)], seconds, list(range(n))).select(pl.all().gather(shuffled))
     files = OfflineStore(tmp_path).append(SPEC, batch, api_invocation_us=1, unique_keys=False)
     assert len(files) == 30 and sum(f.rows for f in files) == n
     for f in files:
         assert pq.read_table(tmp_path / "g" / f.path).column("et").to_pandas().is_monotonic_increasing
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_the_writer_gets_batches_of_whole_partitions(chunks: int) -> None:
+    sizes = [50_000, 100_000, 20_000, 200_000, 10_000, 1, 90_000]
+    parts = [p for p, size in enumerate(sizes) for _ in range(size)]
+    table = pa.table({"p": parts})
+    if chunks > 1:  # a table of several chunks, cut inside partitions
+        table = pa.concat_tables([table.slice(0, 60_000), table.slice(60_000, 200_000), table.slice(260_000)])
+    batches = list(_partition_scanner(table, sizes).to_batches())
+    seen: list[int] = []
+    for b in batches:
+        ps = b.column("p").to_pylist()
+        assert ps == sorted(ps)
+        assert b.num_rows <= 1 << 17 or len(set(ps)) == 1  # only a partition larger than 2^17 alone
+        seen += sorted(set(ps))
+    assert seen == list(range(len(sizes)))  # each partition in exactly one batch, in order
+    assert sum(b.num_rows for b in batches) == sum(sizes)
 
 
 def test_a_batch_is_invisible_until_committed_and_gone_after_abort(tmp_path: Path) -> None:

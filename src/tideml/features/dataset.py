@@ -167,6 +167,19 @@ def _entity_key(entities: pl.DataFrame, column: str, spec: FeatureGroupSpec) -> 
     return key
 
 
+def _order_by_id(rows: pl.DataFrame, rid: str, et: str, id_lo: int, id_hi: int) -> np.ndarray | None:
+    """The positions of `rows` in (id, event time) order, by one sort of (id, position) values, when
+    the rows come in event-time order (one ingest's hour files, each sorted by time, read in time
+    order) and the values fit in 63 bits; else None. A sort of values is cheaper than an arg sort of
+    (id, event time) keys (1M rows: ~20 ms against ~35 ms; 1M x 10M: the match 1.08 -> 0.74 s)."""
+    row_bits = max(rows.height - 1, 1).bit_length()
+    if (id_hi - id_lo).bit_length() + row_bits > 63 or not rows.get_column(et).is_sorted():
+        return None
+    by_id = rows.select((pl.col(rid) - id_lo) * (1 << row_bits) + pl.int_range(pl.len(), dtype=pl.Int64))
+    order: np.ndarray = by_id.to_series().sort().to_numpy() & ((1 << row_bits) - 1)
+    return order
+
+
 def _match_sorted_keys(
     rows: pl.DataFrame, entity_key: pl.Series, entity_t: pl.Series, ttl_seconds: int | None
 ) -> pl.Series | None:
@@ -217,13 +230,8 @@ def _match_sorted_keys(
         return (id_part + (times - t_lo) * 2 + entity).alias("k")
 
     keys = rows.select(packed(pl.col(rid), t, 0)).to_series()
-    row_bits = max(rows.height - 1, 1).bit_length()
-    if (id_hi - id_lo).bit_length() + row_bits <= 63 and rows.get_column(et).is_sorted():
-        # rows in event-time order (one ingest's hour files, read in hour order): sorting the values
-        # (id, position) puts them in (id, event time) order, and a sort of values is cheaper than
-        # an arg sort (1M rows: ~15 ms against ~35 ms)
-        by_id = rows.select((pl.col(rid) - id_lo) * (1 << row_bits) + pl.int_range(pl.len(), dtype=pl.Int64))
-        order = by_id.to_series().sort().to_numpy() & ((1 << row_bits) - 1)
+    order = _order_by_id(rows, rid, et, id_lo, id_hi)
+    if order is not None:
         sorted_keys = keys.to_numpy()[order]
     else:
         by_key = keys.arg_sort()

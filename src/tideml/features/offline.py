@@ -65,7 +65,7 @@ _LOCK = "_manifest.lock"
 _STAGING = "_staging"
 _ORPHAN_AGE_S = 3600
 _HOUR_US = 3_600_000_000
-_BATCH_ROWS = 1 << 17  # pyarrow's default scan batch size: the writer splits larger batches
+_BATCH_ROWS = 1 << 17  # rows per record batch handed to Arrow's file writer (its default scan size)
 _FSYNC_EACH_MAX = 8  # up to this many files an fsync each; more, one syncfs(2) where it is safe
 
 
@@ -250,19 +250,25 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
     return {"compression": "snappy", "use_dictionary": dictionary_columns(schema)}
 
 
-def _whole_partitions(table: pa.Table, partition_rows: pl.Series) -> pa.Table:
-    """`table` (rows sorted by partition) as record batches that each hold whole partitions, up to
-    Arrow's scan batch size (2^17 rows) where partitions allow. The dataset writer works on batches in
-    parallel, so a partition split across two batches may reach its file in either order; whole, its
-    rows keep their order (by event time), which datasets use. Slices: nothing is copied."""
-    cuts = [0]
-    end = 0
-    for rows in partition_rows.to_list():
+def _partition_scanner(table: pa.Table, partition_rows: Sequence[int]) -> Any:
+    """A scanner over `table` (rows sorted by partition, `partition_rows` rows each) whose record
+    batches each hold whole partitions, about _BATCH_ROWS rows where partitions allow. Arrow's dataset
+    writer encodes batches in parallel, so a partition spread over two batches may reach its file in
+    either order; whole, its rows keep their order (event time), which datasets use. The scan batch
+    size is at least the largest batch, so Arrow does not cut one. Nothing is copied for a table of one
+    chunk (a sorted frame's)."""
+    import pyarrow.dataset as pads
+
+    cuts, end = [0], 0
+    for rows in partition_rows:
         if end + rows - cuts[-1] > _BATCH_ROWS and end > cuts[-1]:
             cuts.append(end)
         end += rows
-    batches = [b for a, z in itertools.pairwise([*cuts, end]) for b in table.slice(a, z - a).to_batches()]
-    return pa.Table.from_batches(batches, schema=table.schema)
+    spans = list(itertools.pairwise([*cuts, end]))
+    batches = [b for a, z in spans for b in table.slice(a, z - a).combine_chunks().to_batches()]
+    largest = max(z - a for a, z in spans)
+    source = pads.InMemoryDataset(pa.Table.from_batches(batches, schema=table.schema))
+    return source.scanner(batch_size=max(_BATCH_ROWS, largest), use_threads=True)
 
 
 def write_parquet_atomic(table: pa.Table, target: Path) -> None:
@@ -363,7 +369,9 @@ class AppendTransaction:
         sync_fd = _syncfs_fd(group_dir) if len(bounds) > _FSYNC_EACH_MAX else None
         try:
             pads.write_dataset(
-                _whole_partitions(table.append_column("__hour", hour.to_arrow()), per_hour["rows"]),
+                _partition_scanner(
+                    table.append_column("__hour", hour.to_arrow()), per_hour["rows"].to_list()
+                ),
                 staging,
                 format="parquet",
                 partitioning=pads.partitioning(pa.schema([("__hour", pa.int64())]), flavor="filename"),

@@ -112,19 +112,8 @@ def _decode(raw: bytes) -> StoredRecord:
 
 
 def _get_command(key: bytes) -> bytes:
-    """GET in RESP: 0.11 µs, against 0.26 µs for hiredis' packing."""
+    """GET in RESP by bytes formatting: ~0.1 µs, a third of hiredis' packing."""
     return b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(key), key)
-
-
-_pid = os.getpid()  # the process that owns the readers' sockets, kept current by a fork hook
-
-
-def _after_fork_in_child() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)  # a getpid() per read cost 0.2 µs
 
 
 def _pack(*args: bytes | str | int) -> bytes:
@@ -304,7 +293,8 @@ class RedisOnlineStore(OnlineStore):
         return replies
 
     def _take_reader(self) -> _Reader:
-        pid = _pid
+        # a getpid() per read (0.2 µs), not a fork hook: servers that fork in C (uWSGI) skip the hooks
+        pid = os.getpid()
         while self._idle:
             try:
                 reader = self._idle.pop()
