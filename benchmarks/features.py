@@ -132,6 +132,23 @@ def median_of(results: list[dict[str, float]]) -> dict[str, float]:
 
 
 # -- tideml ------------------------------------------------------------------------------------------
+def ingest_and_get(
+    out: dict[str, float], fs: Any, backend: str, frame: Any, one_ids: list[int], batches: list[list[int]]
+) -> None:
+    """Ingest rows/s, then single and 100-id get latencies, of one online backend."""
+    t = time.perf_counter()
+    fs.ingest("bench", frame, progress=False, workers=4)
+    out["ingest_rows_s" if backend == "sqlite" else f"ingest_{backend}_rows_s"] = frame.height / (
+        time.perf_counter() - t
+    )
+    out[f"get1_{backend}_p50"], out[f"get1_{backend}_p99"] = time_calls(
+        lambda i: fs.get_record("bench", i), one_ids
+    )
+    out[f"get100_{backend}_p50"], out[f"get100_{backend}_p99"] = time_calls(
+        lambda ids: fs.batch_get_record({"bench": ids}), batches
+    )
+
+
 def tideml_repeat(
     args: argparse.Namespace, paths: dict[str, str], workdir: Path, r: int, state: dict[str, Any]
 ) -> dict[str, float]:
@@ -156,15 +173,7 @@ def tideml_repeat(
     # tables before its timed materialize
     fs.create_group_from_frame("bench", frame.head(1000), record_identifier="id", event_time="event_time")
     fs.online.ping()
-    t = time.perf_counter()
-    fs.ingest("bench", frame, progress=False, workers=4)
-    out["ingest_rows_s"] = frame.height / (time.perf_counter() - t)
-    out["get1_sqlite_p50"], out["get1_sqlite_p99"] = time_calls(
-        lambda i, s=fs: s.get_record("bench", i), one_ids
-    )
-    out["get100_sqlite_p50"], out["get100_sqlite_p99"] = time_calls(
-        lambda ids, s=fs: s.batch_get_record({"bench": ids}), batches
-    )
+    ingest_and_get(out, fs, "sqlite", frame, one_ids, batches)
     t = time.perf_counter()
     ds = fs.dataset(["bench.*"], entities=entities, entity_time="event_timestamp", name="bench")
     out["dataset_s"] = time.perf_counter() - t
@@ -172,15 +181,7 @@ def tideml_repeat(
     # Redis: the same group in a second store object pointed at Redis
     rfs = FeatureStore(ws, online_url=f"{args.redis_url}?prefix={prefix}")
     rfs.online.ping()  # imported and connected before the clock starts (Feast imports at build)
-    t = time.perf_counter()
-    rfs.ingest("bench", frame, progress=False, workers=4)
-    out["ingest_redis_rows_s"] = frame.height / (time.perf_counter() - t)
-    out["get1_redis_p50"], out["get1_redis_p99"] = time_calls(
-        lambda i, s=rfs: s.get_record("bench", i), one_ids
-    )
-    out["get100_redis_p50"], out["get100_redis_p99"] = time_calls(
-        lambda ids, s=rfs: s.batch_get_record({"bench": ids}), batches
-    )
+    ingest_and_get(out, rfs, "redis", frame, one_ids, batches)
     out["redis_ping_p50"], out["redis_ping_p99"] = redis_ping_floor(args.redis_url)
     rfs.online.drop_group("bench")
     rfs.close()
