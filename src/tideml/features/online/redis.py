@@ -117,7 +117,7 @@ def _get_command(key: bytes) -> bytes:
 
 
 def _pack(*args: bytes | str | int) -> bytes:
-    """A command in RESP, packed by hiredis (C): 0.40 µs for a GET, against 0.66 µs in Python."""
+    """A command in RESP, packed by hiredis (C): cheaper than Python's formatting per argument."""
     packed: bytes = hiredis.pack_command(cast(Any, args))
     return packed
 
