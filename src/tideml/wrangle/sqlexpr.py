@@ -774,6 +774,16 @@ def _src_as(dtype: str, node: Node) -> str:
     return src
 
 
+def _spread(constant: str) -> str:
+    """A constant divisor as a column of its value. Polars divides a column by a scalar as a product
+    with the scalar's reciprocal, an ulp off IEEE division (3.0 / -2.5 = -1.2000000000000002), and only
+    for frames of more than one row; divided by a column, it divides exactly, as the record path does.
+    Adding -0.0 keeps every value, signed zeros included; a zero divisor (whose reciprocal is exact)
+    stays a scalar, since polars folds `0 + x` into `x`."""
+    spread = f"({constant} + pl.int_range(pl.len()).cast(pl.Float64) * -0.0)"
+    return f"pl.when({constant} == 0.0).then({constant}).otherwise{spread}"
+
+
 def _src(node: Node) -> str:
     if isinstance(node, Lit):
         return _lit_source(node.value, node.dtype if node.dtype != NULL else "bool")
@@ -794,7 +804,12 @@ def _src(node: Node) -> str:
             symbol = {"=": "==", "<>": "!="}.get(op, op)
             return f"({_src_as(common, node.left)} {symbol} {_src_as(common, node.right)})"
         if op == "/":
-            return f"({_src_as('float64', node.left)} / {_src_as('float64', node.right)})"
+            right = _src_as("float64", node.right)
+            found: list[str] = []
+            _columns(node.right, found)
+            if not found:
+                right = _spread(right)
+            return f"({_src_as('float64', node.left)} / {right})"
         if op == "%":
             # Polars' % floors; SQL's MOD keeps the dividend's sign: step back by the divisor if they differ.
             a, b = _src_as("int64", node.left), _src_as("int64", node.right)
