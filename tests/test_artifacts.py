@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from tideml.artifacts import ArtifactStore
+from tideml.artifacts import ArtifactStore, HashStopped, file_sha256
 from tideml.errors import IntegrityError, NotFound, UnsafePath
 
 
@@ -136,3 +137,14 @@ def test_put_written_hashes_what_a_writer_writes_without_a_copy(store: ArtifactS
         store.put_written(fails, "application/octet-stream")
     assert [r.sha256 for r in store.list()] == [ref.sha256]
     assert not [p for p in (store.root / "staging").iterdir()]
+
+
+def test_file_sha256_matches_the_store_key_across_blocks(store: ArtifactStore, tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom((1 << 20) * 2 + 17))  # three 1 MiB reads
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path) == expected == store.put_file(path).sha256
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(HashStopped):
+        file_sha256(path, stop=stop)

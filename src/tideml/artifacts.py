@@ -13,6 +13,7 @@ import mimetypes
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,15 @@ from typing import BinaryIO
 
 from tideml.errors import IntegrityError, NotFound, UnsafePath
 
-__all__ = ["ArtifactReader", "ArtifactRef", "ArtifactStore", "HashingWriter", "atomic_write"]
+__all__ = [
+    "ArtifactReader",
+    "ArtifactRef",
+    "ArtifactStore",
+    "HashStopped",
+    "HashingWriter",
+    "atomic_write",
+    "file_sha256",
+]
 
 _HEX = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
@@ -71,6 +80,22 @@ class ArtifactRef:
     @property
     def uri(self) -> str:
         return f"sha256:{self.sha256}"
+
+
+class HashStopped(Exception):
+    """A hash was told to stop before it finished: whoever wanted it no longer does."""
+
+
+def file_sha256(path: str | os.PathLike[str], *, stop: threading.Event | None = None) -> str:
+    """The hex sha256 of a file's content, read 1 MiB at a time (as the store hashes what it keeps).
+    With `stop`, it raises HashStopped at the next read once `stop` is set."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_CHUNK):
+            if stop is not None and stop.is_set():
+                raise HashStopped(str(path))
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _parse_key(key: str) -> str:

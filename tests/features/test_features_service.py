@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from tideml.artifacts import HashStopped
 from tideml.errors import Conflict, NotFound, ValidationError
 from tideml.features import FeatureDefinition, FeatureStore, FeatureType
 from tideml.features import dataset as dataset_module
@@ -320,11 +321,11 @@ def test_input_hash_stops_when_told_and_a_failed_hash_creates_no_group(
     stop = threading.Event()
     stop.set()
     frame = pl.DataFrame({"id": [1, 2], "ts": [1_700_000_000, 1_700_000_001], "x": [0.5, 1.5]})
-    with pytest.raises(service._Stopped):
+    with pytest.raises(HashStopped):
         service.frame_sha256(frame, stop=stop)
     path = tmp_path / "g.csv"
     frame.write_csv(path)
-    with pytest.raises(service._Stopped):
+    with pytest.raises(HashStopped):
         service.file_sha256(path, stop=stop)
     assert service.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -7,7 +7,6 @@ artifacts and records lineage for every operation that reads or writes an artifa
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -24,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
 
-from tideml.artifacts import ArtifactRef, HashingWriter
+from tideml.artifacts import ArtifactRef, HashingWriter, HashStopped, file_sha256
 from tideml.errors import NotFound, ValidationError
 from tideml.features._time import MonotonicClock, format_iso, instant_to_us, us_to_datetime
 from tideml.features.catalog import GroupCatalog, GroupRecord, iso_utc
@@ -90,10 +89,6 @@ class _Cached:
     names: frozenset[str]
 
 
-class _Stopped(Exception):
-    """A background hash was told to stop (the ingest failed before it needed the hash)."""
-
-
 def frame_sha256(frame: pl.DataFrame, *, stop: threading.Event | None = None) -> str:
     """A content hash of a frame (its Arrow IPC stream). `stop` ends it between record batches."""
     table = frame.to_arrow()
@@ -101,20 +96,9 @@ def frame_sha256(frame: pl.DataFrame, *, stop: threading.Event | None = None) ->
     with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
         for batch in table.to_batches():
             if stop is not None and stop.is_set():
-                raise _Stopped
+                raise HashStopped("frame")
             writer.write_batch(batch)
     return sink.hash.hexdigest()
-
-
-def file_sha256(path: Path, *, stop: threading.Event | None = None) -> str:
-    """The sha256 of a file, read 1 MiB at a time. `stop` ends it between reads."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            if stop is not None and stop.is_set():
-                raise _Stopped
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _source_spec(

@@ -30,6 +30,7 @@ import pydantic
 import sqlalchemy as sa
 
 from tideml._progress import progress_bar
+from tideml.artifacts import file_sha256
 from tideml.errors import Conflict, NotFound, TideError, ValidationError
 from tideml.lineage import ArtifactSpec, current_user
 from tideml.meta.models import utcnow
@@ -229,7 +230,7 @@ class MonitorService:
         if isinstance(data, str | Path):
             path = Path(data).expanduser().resolve()
             data_spec = ArtifactSpec(
-                "Dataset", path.as_uri(), sha256=_file_sha(path) if path.is_file() else None, name=path.name
+                "Dataset", path.as_uri(), sha256=file_sha256(path) if path.is_file() else None, name=path.name
             )
         else:
             from tideml.monitor.capture import as_frame
@@ -268,7 +269,7 @@ class MonitorService:
                 for name in sorted(baseline.documents()):
                     path = folder / name
                     if path.exists():
-                        act.input(ArtifactSpec("File", path.as_uri(), sha256=_file_sha(path), name=name))
+                        act.input(ArtifactSpec("File", path.as_uri(), sha256=file_sha256(path), name=name))
             ref = self._store_baseline(baseline, act)
         return BaselineRef(ref, act.id)
 
@@ -864,11 +865,3 @@ class MonitorService:
 
 def _is_booster(model: Any) -> bool:
     return type(model).__name__ == "Booster"
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from tideml.artifacts import file_sha256
 from tideml.errors import ValidationError
 
 __all__ = [
@@ -41,21 +42,11 @@ __all__ = [
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 # Bumped whenever the composition of the key changes, so old entries can never be mistaken for new.
 CACHE_SALT = "tideml.pipelines/cache-key/1"
-_CHUNK = 1 << 20
 
 
 def sha256_hex(data: bytes) -> str:
     """The hex sha256 of bytes."""
     return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: str | PurePath) -> str:
-    """The hex sha256 of a file's content, read in bounded memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def to_json_value(value: Any, *, where: str = "value") -> JSONValue:

@@ -9,7 +9,6 @@ run is recorded in lineage (input file -> output file, with the model).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tideml._progress import progress_bar
+from tideml.artifacts import file_sha256
 from tideml.errors import PolicyViolation, ValidationError
 from tideml.lineage import ArtifactSpec
 from tideml.serving.model import ServingModel, load_serving_model
@@ -45,14 +45,6 @@ class BatchTransformReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _thresholds(model: ServingModel, matrix: npt.NDArray[np.float32]) -> float | npt.NDArray[np.float64]:
@@ -206,12 +198,12 @@ def batch_transform(
     started = time.perf_counter()
     with ws.lineage.action("serving.batch_transform", parameters=params) as act:
         if src.is_file():
-            act.input(ArtifactSpec("File", src.as_uri(), sha256=_file_sha256(src), name=src.name))
+            act.input(ArtifactSpec("File", src.as_uri(), sha256=file_sha256(src), name=src.name))
         act.input(ArtifactSpec("Model", version.lineage_uri, name=version.ref))
         rows, batches, positives = score_parquet(
             loaded, src, dst, batch_rows=batch_rows, keep=keep, progress=progress
         )
-        act.output(ArtifactSpec("File", dst.as_uri(), sha256=_file_sha256(dst), name=dst.name))
+        act.output(ArtifactSpec("File", dst.as_uri(), sha256=file_sha256(dst), name=dst.name))
         act.set(rows=rows, positives=positives)
     return BatchTransformReport(
         version.ref, str(src), str(dst), rows, batches, positives, time.perf_counter() - started

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Iterator, Mapping
@@ -12,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from tideml.artifacts import atomic_write
+from tideml.artifacts import atomic_write, file_sha256
 from tideml.errors import NotFound, ValidationError
 from tideml.wrangle.spec import CsvSource, FeatureGroupSource, Source
 from tideml.wrangle.types import DType, Schema, dtype_of, polars_schema
@@ -132,15 +131,6 @@ def infer_schema(flow: str, name: str, lf: pl.LazyFrame, declared: Mapping[str, 
             )
         schema[column] = mapped
     return schema
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
