@@ -6,7 +6,9 @@ Measured on both sides, medians over `--repeats`:
 * online get of one id, p50 / p99 (SQLite and Redis online stores);
 * online get of 100 ids in one call, p50 / p99 (SQLite and Redis);
 * beside the Redis gets, a bare-socket PING read by blocking: the round trip below which a client that
-  waits for its reply cannot go on this machine (on a VM it includes waking idle vCPUs);
+  waits for its reply cannot go on this machine (on a VM it includes waking idle vCPUs); and a
+  bare-socket GET of the same records that spins for its reply: a client with no work of its own.
+  Feast's get over that GET is the largest speed-up any client could show against Feast here;
 * ingest rows/s into the offline store + the online store. tideml: `ws.features.ingest(frame)`
   (validation, Parquet partitions, SQLite upserts). Feast: writing the FileSource Parquet file plus
   `materialize()` into its online store (Feast's documented path from offline to online). Setup is
@@ -126,6 +128,44 @@ def redis_ping_floor(url: str, n: int = 5000, pause_us: int = 20) -> tuple[float
     return percentiles_ms(samples[100:])
 
 
+def redis_get_floor(url: str, keys: Sequence[bytes]) -> tuple[float, float]:
+    """p50/p99 (ms) of a bare-socket GET of each stored key, sent right after the previous reply and
+    awaited by spinning: no client work at all, so no client of this Redis on this machine can read a
+    record faster. Feast's get over this is the most any client could be faster than Feast here."""
+    import select
+    import socket
+
+    import hiredis
+
+    host, rest = url.split("//", 1)[1].split("/", 1)
+    name, port = host.split(":")
+    sock = socket.create_connection((name, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = hiredis.Reader()
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+
+    def get(command: bytes) -> Any:
+        sock.sendall(command)
+        while (reply := reader.gets()) is False:
+            while not poller.poll(0):
+                pass
+            reader.feed(sock.recv(65536))
+        return reply
+
+    get(b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%b\r\n" % (len(rest), rest.encode()))
+    commands = [b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(k), k) for k in keys]
+    samples = []
+    clock = time.perf_counter
+    for command in commands:
+        t = clock()
+        if get(command) is None:
+            raise RuntimeError(f"bare GET found no record for {command!r}")
+        samples.append(clock() - t)
+    sock.close()
+    return percentiles_ms(samples[100:])
+
+
 def median_of(results: list[dict[str, float]]) -> dict[str, float]:
     keys = results[0].keys()
     return {k: float(statistics.median(r[k] for r in results)) for k in keys}
@@ -183,6 +223,9 @@ def tideml_repeat(
     rfs.online.ping()  # imported and connected before the clock starts (Feast imports at build)
     ingest_and_get(out, rfs, "redis", frame, one_ids, batches)
     out["redis_ping_p50"], out["redis_ping_p99"] = redis_ping_floor(args.redis_url)
+    out["redis_get_floor_p50"], out["redis_get_floor_p99"] = redis_get_floor(
+        args.redis_url, [f"{prefix}bench:{i}".encode() for i in one_ids]
+    )
     rfs.online.drop_group("bench")
     rfs.close()
     fs.close()
@@ -290,6 +333,8 @@ ROWS = [
     ("online get, 1 id, Redis    p99 (ms)", "get1_redis_p99", "lower"),
     ("  bare-socket PING, blocking p50 (ms)", "redis_ping_p50", "none"),
     ("  bare-socket PING, blocking p99 (ms)", "redis_ping_p99", "none"),
+    ("  bare-socket GET, spinning p50 (ms)", "redis_get_floor_p50", "none"),
+    ("  bare-socket GET, spinning p99 (ms)", "redis_get_floor_p99", "none"),
     ("online get, 100 ids, SQLite p50 (ms)", "get100_sqlite_p50", "lower"),
     ("online get, 100 ids, SQLite p99 (ms)", "get100_sqlite_p99", "lower"),
     ("online get, 100 ids, Redis p50 (ms)", "get100_redis_p50", "lower"),
@@ -338,6 +383,10 @@ def report(
         shown_f = fmt(f) if f is not None else "-"
         shown_r = f"{ratio:.1f}x" if ratio is not None else ""
         print(f"{label:<40}{shown_t:>14}{shown_f:>14}{shown_r:>12}{spread:>16}")
+    floor = {q: tide.get(f"redis_get_floor_p{q}") for q in (50, 99)}
+    if feast and all(floor.values()):
+        ceiling = " / ".join(f"{feast[f'get1_redis_p{q}'] / v:.1f}x" for q, v in floor.items() if v)
+        print(f"Redis get, Feast / bare GET (p50 / p99): {ceiling}: the speed-up of a client with no work")
     if note:
         print(note)
     print("speed-up = how many times faster tideml is (feast / tideml for times, tideml / feast for rates),")
