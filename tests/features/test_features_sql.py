@@ -53,10 +53,53 @@ def test_group_view_is_the_log_and_latest_is_one_row_per_live_id(loaded: Feature
     assert cols == ["policy_id", "event_time", "amount", "write_time", "api_invocation_time", "is_deleted"]
 
 
-def test_reading_inside_the_store_is_allowed(loaded: FeatureStore) -> None:
-    root = loaded.offline.location("claims")
-    got = loaded.query(f"select count(*) from read_parquet('{root}/**/*.parquet')").item()
-    assert got == 5
+def test_the_views_are_the_only_way_to_the_store_files(loaded: FeatureStore) -> None:
+    """The views read Arrow datasets, so no file is open to the query, not even the store's own:
+    a `COPY … TO` a partition file (even wrapped in EXPLAIN ANALYZE, which runs it) would overwrite it."""
+    root = Path(loaded.offline.location("claims"))
+    files = sorted(root.rglob("*.parquet"))
+    before = {f: f.read_bytes() for f in files}
+    with pytest.raises(ValidationError, match="outside the feature store"):
+        loaded.query(f"select count(*) from read_parquet('{root}/**/*.parquet')")
+    for sql in (
+        f"EXPLAIN ANALYZE COPY (select 1 as a) TO '{files[0]}'",
+        f"EXPLAIN ANALYZE (FORMAT json) COPY (select 1 as a) TO '{root}/evil.parquet'",
+    ):
+        with pytest.raises(ValidationError, match="COPY statements are not allowed"):
+            loaded.query(sql)
+    with loaded.sql_engine() as engine, pytest.raises(duckdb.PermissionException):  # below the check
+        engine.con.execute(f"COPY (select 1 as a) TO '{files[0]}'")
+    assert {f: f.read_bytes() for f in sorted(root.rglob("*.parquet"))} == before
+    assert loaded.query("explain analyze select count(*) from claims").height >= 1
+
+
+def test_the_sandbox_temp_folder_is_private(
+    loaded: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB allows its temp folder (default ./.tmp): the sandbox's is its own, gone after."""
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "secret.csv").write_text("password\nhunter2\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="outside the feature store"):
+        loaded.query("select * from read_csv('.tmp/secret.csv')")
+    with loaded.sql_engine() as engine:
+        private = Path(engine._tmp)
+        assert private.is_dir() and not private.is_relative_to(tmp_path)
+    assert not private.exists()
+
+
+def test_explain_must_wrap_a_select_and_pivot_needs_its_values(loaded: FeatureStore) -> None:
+    with pytest.raises(ValidationError, match="INSERT statements are not allowed"):
+        loaded.query("EXPLAIN ANALYZE INSERT INTO claims SELECT * FROM claims")
+    with pytest.raises(ValidationError, match="EXPLAIN must wrap exactly one SELECT"):
+        loaded.query("EXPLAIN (select 1)")
+    with pytest.raises(ValidationError) as err:
+        loaded.query("PIVOT claims_latest ON policy_id USING sum(amount)")
+    assert "IN (" in (err.value.fix or "")
+    pivot = loaded.query(
+        "PIVOT (select policy_id, amount from claims_latest) ON policy_id IN (1, 2) USING sum(amount)"
+    )
+    assert pivot.rows() == [(10.0, 2.0)]
 
 
 @pytest.mark.parametrize(
@@ -100,3 +143,6 @@ def test_unknown_view_and_bad_syntax_are_clear(loaded: FeatureStore) -> None:
     assert "claims_latest" in (err.value.fix or "")
     with pytest.raises(ValidationError, match="syntax"):
         loaded.query("selec 1")
+    with pytest.raises(ValidationError) as err:
+        loaded.query("select getenv('HOME')")
+    assert "getenv" in str(err.value) and "function" in (err.value.fix or "")

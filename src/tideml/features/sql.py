@@ -6,27 +6,35 @@ log) and `g_latest` (the latest row per record id by event time, ties broken by 
 
 User SQL is sandboxed in three layers:
 
-1. exactly one statement, and it must be a SELECT (or EXPLAIN): no CREATE, INSERT, COPY, ATTACH, SET,
-   INSTALL, LOAD or PRAGMA;
-2. DuckDB's `enable_external_access = false` with `allowed_directories` set to the offline store, so no
-   function can read or write a file outside it, attach a database or load an extension;
+1. exactly one statement, and it must be a SELECT, or an EXPLAIN (ANALYZE) of one: no CREATE, INSERT,
+   COPY, ATTACH, SET, INSTALL, LOAD or PRAGMA (EXPLAIN ANALYZE runs what it wraps, so that must be a
+   SELECT too);
+2. DuckDB's `enable_external_access = false` with no directory allowed but the connection's own
+   private temp folder: no function can read or write any file, attach a database or load an extension.
+   The views read the offline files through Arrow datasets registered on the connection, which DuckDB
+   scans through Python, not its file system, so not even the offline store is open to the query (a
+   `COPY … TO` a partition file would otherwise overwrite it);
 3. `lock_configuration = true`, so the query cannot switch either setting back.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
 
 import duckdb
 import polars as pl
+import pyarrow.dataset as pads
 
 from tideml.errors import ValidationError
-from tideml.features.offline import OfflineStore
+from tideml.features.offline import OfflineStore, arrow_schema
 from tideml.features.spec import FeatureGroupSpec, FeatureType
 
 __all__ = ["SqlEngine", "group_relation_sql", "latest_relation_sql", "quote_ident", "quote_literal"]
 
 _ALLOWED = {"SELECT", "EXPLAIN"}
+_EXPLAIN_WORDS = {"EXPLAIN", "ANALYZE", "ANALYSE"}
 
 
 def quote_ident(name: str) -> str:
@@ -97,16 +105,22 @@ class SqlEngine:
         self.offline = offline
         self.specs = list(specs)
         self.con = duckdb.connect(":memory:")
+        # DuckDB allows its temp folder (default ./.tmp, where a query's spill goes); a private one
+        # keeps anyone else's files out of the query's reach
+        self._tmp = tempfile.mkdtemp(prefix="tide-sql-")
+        self.con.execute(f"SET temp_directory = {quote_literal(self._tmp)}")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
-        for spec in self.specs:
+        for i, spec in enumerate(self.specs):
+            schema = arrow_schema(spec)  # the current schema: columns a file predates read as null
+            paths = offline.paths(spec.name)
+            source = f"__tide_group{i}"
+            self.con.register(source, pads.dataset(paths, schema=schema) if paths else schema.empty_table())
             view = quote_ident(spec.name)
-            self.con.execute(f"CREATE VIEW {view} AS {group_relation_sql(offline, spec)}")
+            self.con.execute(f"CREATE VIEW {view} AS SELECT * FROM {source}")
             self.con.execute(
                 f"CREATE VIEW {quote_ident(spec.name + '_latest')} AS {latest_relation_sql(spec, view)}"
             )
-        root = str(offline.root).rstrip("/") + "/"
-        self.con.execute(f"SET allowed_directories = [{quote_literal(root)}]")
         self.con.execute("SET autoinstall_known_extensions = false")
         self.con.execute("SET autoload_known_extensions = false")
         self.con.execute("SET enable_external_access = false")
@@ -129,6 +143,22 @@ class SqlEngine:
                 fix="run one SELECT at a time",
             )
         kind = statements[0].type.name
+        if kind == "EXPLAIN":
+            kind = self._explained(statements[0].query)
+        if kind == "UNKNOWN":
+            raise ValidationError(
+                "EXPLAIN must wrap exactly one SELECT",
+                obj="feature store query",
+                field="sql",
+                fix="write EXPLAIN [ANALYZE] SELECT …",
+            )
+        if kind == "MULTI":
+            raise ValidationError(
+                "this statement runs as several (a PIVOT without an IN list creates a type first)",
+                obj="feature store query",
+                field="sql",
+                fix="list the values to pivot on: PIVOT t ON col IN ('a', 'b') USING sum(x)",
+            )
         if kind not in _ALLOWED:
             raise ValidationError(
                 f"{kind} statements are not allowed: feature store SQL is read-only",
@@ -136,6 +166,29 @@ class SqlEngine:
                 field="sql",
                 fix="write a SELECT over the group views (ingest, update and delete go through the API)",
             )
+
+    @staticmethod
+    def _explained(sql: str) -> str:
+        """The type of the statement an EXPLAIN wraps (parsed on its own, after EXPLAIN, ANALYZE and
+        parenthesised options), or "UNKNOWN" when that does not parse as one statement."""
+        tokens = [(o, k) for o, k in duckdb.tokenize(sql) if k != duckdb.token_type.comment]
+        ends = [o for o, _ in tokens[1:]] + [len(sql)]
+        depth = 0
+        for (offset, _), end in zip(tokens, ends, strict=True):
+            text = sql[offset:end].strip()
+            if text == "(":
+                depth += 1
+            elif text == ")":
+                depth -= 1
+            elif depth == 0 and text.upper() not in _EXPLAIN_WORDS:
+                try:
+                    inner = duckdb.extract_statements(sql[offset:])
+                except duckdb.Error:
+                    break
+                if len(inner) == 1 and inner[0].type.name != "EXPLAIN":
+                    return inner[0].type.name
+                break
+        return "UNKNOWN"
 
     def _error(self, exc: Exception, sql: str) -> ValidationError:
         text = str(exc).splitlines()[0]
@@ -145,6 +198,13 @@ class SqlEngine:
                 obj="feature store query",
                 field="sql",
                 fix="query only the group views; files, databases and extensions are off limits",
+            )
+        if isinstance(exc, duckdb.CatalogException) and "function" in text.lower():
+            return ValidationError(
+                text,
+                obj="feature store query",
+                field="sql",
+                fix="use DuckDB's built-in functions; file, environment and extension functions are off",
             )
         if isinstance(exc, duckdb.CatalogException):
             views = ", ".join(self.views[:20]) or "(no groups yet)"
@@ -175,6 +235,7 @@ class SqlEngine:
 
     def close(self) -> None:
         self.con.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> SqlEngine:
         return self
