@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tideml.errors import StoreUnavailable, ValidationError
+from tideml.errors import ConfigError, StoreUnavailable, ValidationError
 from tideml.features.online import OnlineStore, WriteBatch, decode_payload, encode_payload, open_online_store
 
 
@@ -478,3 +478,14 @@ def test_sqlite_connections_use_wal_and_mapped_reads(tmp_path: Any) -> None:
     for bad in ("?mmap_mb=lots", "?cache=big"):
         with pytest.raises(ConfigError, match="mmap_mb"):
             open_online_store(f"sqlite:///{tmp_path / 'online.db'}{bad}")
+
+
+def test_redis_database_the_server_lacks_is_a_config_error(redis_prefix: str) -> None:
+    from tideml.features.online.redis import RedisOnlineStore
+
+    store = RedisOnlineStore(f"redis://127.0.0.1:6379/99?prefix={redis_prefix}")
+    for call in (store.ping, lambda: store.read("g", "1"), lambda: store.read_many([("g", "1")])):
+        with pytest.raises(ConfigError) as err:
+            call()
+        assert "DB index is out of range" in str(err.value) and err.value.field == "url"
+    store.close()

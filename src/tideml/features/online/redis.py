@@ -202,7 +202,23 @@ class RedisOnlineStore(OnlineStore):
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise self._unavailable(exc) from exc
 
+    def _connection(self) -> Any:
+        """A connected, authenticated connection from the pool. The server refusing its setup (a
+        database number it does not have, a wrong password) is the URL's fault, not an outage."""
+        try:
+            return self._client.connection_pool.get_connection()
+        except redis.exceptions.ResponseError as exc:
+            parts = urlsplit(self.url)
+            raise ConfigError(
+                f"Redis at {parts.hostname}:{parts.port or 6379} refused the connection's setup ({exc})",
+                obj="online store",
+                field="url",
+                fix="use a database number the server has (0-15 by default) and the right credentials",
+            ) from exc
+
     def ping(self) -> None:
+        # a database number the server lacks is a clear error here, not at the first read
+        self._client.connection_pool.release(self._call(self._connection))
         self._call(self._client.ping)
 
     def write(self, group: str, batch: WriteBatch) -> int:
@@ -250,7 +266,7 @@ class RedisOnlineStore(OnlineStore):
         (restart, SCRIPT FLUSH) answers NOSCRIPT: the script is loaded and the calls from the first
         refused one on are sent again, in order."""
         pool = self._client.connection_pool
-        conn: Any = pool.get_connection()
+        conn: Any = self._connection()
         try:
             replies = self._stream(conn, commands, sent)
             refused = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
@@ -303,7 +319,7 @@ class RedisOnlineStore(OnlineStore):
             if reader.pid == pid:
                 return reader
             # a forked child must not use its parent's socket: forget it (the parent still owns it)
-        conn = self._call(self._client.connection_pool.get_connection)  # connected and authenticated
+        conn = self._call(self._connection)
         poller = select.poll()
         poller.register(conn._sock, select.POLLIN)
         return _Reader(conn, hiredis.Reader(), poller, pid)
