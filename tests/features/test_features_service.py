@@ -115,19 +115,28 @@ def test_records_api_on_every_backend(ws: Workspace, online_url: str) -> None:
         ("other", 7),
     ]
     assert batch.missing == [("customers", "2")]
-    g.delete_record(1, "2024-01-01T12:00:00Z")  # older than the stored record: stays online
-    assert g.get_record(1) is not None
-    g.delete_record(1, "2024-01-03T00:00:00Z")  # soft delete
+    kept = g.delete_record(1, "2024-01-01T12:00:00Z")  # older than the stored record: stays online
+    assert (kept.online, kept.offline) == ("newer-kept", True) and g.get_record(1) is not None
+    assert g.delete_record(1, "2024-01-03T00:00:00Z").online == "deleted"  # soft delete
     assert g.get_record(1) is None
     g.put_record({"policy_id": 1, "event_time": "2024-01-04T00:00:00Z", "customer_age": 41})
     assert g.get_record(1, ["customer_age"]) == {"customer_age": 41}
     with pytest.raises(ValidationError, match="later event time"):
         g.delete_record(1, "2024-01-03T00:00:00Z", mode="hard")
-    g.delete_record(1, "2024-01-05T00:00:00Z", mode="hard")
+    assert g.delete_record(1, "2024-01-05T00:00:00Z", mode="hard").online == "deleted"
     assert g.get_record(1) is None
+    assert g.delete_record(1, "2024-01-06T00:00:00Z", mode="hard").online == "absent"
     # the offline log holds every write and every tombstone
     log = fs.query("select customer_age, is_deleted from customers order by event_time, api_invocation_time")
-    assert log.rows() == [(39, False), (None, True), (40, False), (None, True), (41, False), (None, True)]
+    assert log.rows() == [
+        (39, False),
+        (None, True),
+        (40, False),
+        (None, True),
+        (41, False),
+        (None, True),
+        (None, True),
+    ]
     assert fs.query("select count(*) from customers_latest").item() == 0
     fs.close()
 
@@ -239,6 +248,34 @@ def test_dataset_with_entities_and_clear_errors(fs: FeatureStore, article_data: 
         fs.dataset(["customers.customer_age"], entities=ent, entity_time="when", include_duplicates=True)
     full = fs.dataset(["customers.event_time"], entities=ent, entity_time="when", full_feature_names=True)
     assert full.frame.columns == ["policy_id", "when", "customers__event_time"]
+
+
+def test_dataset_request_is_checked_before_any_work(fs: FeatureStore, tmp_path: Path) -> None:
+    for group, key, col, values in (
+        ("notes", "note_id", "x", [0.5, 1.5]),
+        ("claims", "policy_id", "amount", [10.0, 20.0]),
+    ):
+        frame = pl.DataFrame({key: [1, 2], "t": [1, 1], col: values})
+        fs.ingest(group, frame, record_identifier=key, event_time="t", progress=False)
+    with pytest.raises(ValidationError) as err:  # claims would silently be joined on note ids
+        fs.dataset(["notes.x", "claims.amount"])
+    assert "keyed by 'policy_id'" in str(err.value) and err.value.field == "entity_keys"
+    joined = fs.dataset(["notes.x", "claims.amount"], entity_keys={"claims": "note_id"})
+    assert joined.frame.rows() == [(1, 0.5, 10.0), (2, 1.5, 20.0)]
+    before = len(fs.datasets())
+    cases = [
+        ({"name": "bad name!"}, "name", "not a valid dataset name"),
+        ({"output": tmp_path / "x.csv"}, "output", "not a .parquet file"),
+        ({"output": tmp_path / "missing" / "x.parquet"}, "output", "does not exist"),
+    ]
+    for kwargs, field, text in cases:
+        with pytest.raises(ValidationError) as err:
+            fs.dataset(["notes.x"], **kwargs)  # type: ignore[arg-type]
+        assert text in str(err.value) and err.value.field == field
+    assert len(fs.datasets()) == before and not (tmp_path / "missing").exists()
+    done = fs.dataset(["notes.x"], output=tmp_path / "x.parquet")
+    assert pl.read_parquet(tmp_path / "x.parquet").equals(done.frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ws", "x.parquet"]  # no probe or part left
 
 
 @pytest.mark.parametrize("one_pass_rows", [2_000_000, 0])

@@ -14,7 +14,7 @@ from tideml.features.dataset import DatasetTable, FeatureRef, build_dataset
 from tideml.features.ingest import IngestReport, PreparedBatch, ingest_frame, prepare_batch
 from tideml.features.offline import CompactionReport, OfflineStore
 from tideml.features.online import OnlineStore, open_online_store
-from tideml.features.service import BatchGetResult, DatasetResult, FeatureGroup, FeatureStore
+from tideml.features.service import BatchGetResult, DatasetResult, DeleteReport, FeatureGroup, FeatureStore
 from tideml.features.spec import (
     FeatureDefinition,
     FeatureGroupSpec,
@@ -31,6 +31,7 @@ __all__ = [
     "CompactionReport",
     "DatasetResult",
     "DatasetTable",
+    "DeleteReport",
     "FeatureDefinition",
     "FeatureGroup",
     "FeatureGroupSpec",

@@ -396,6 +396,18 @@ def build_dataset(
         )
     else:
         entity_columns = [first.record_identifier]
+        for g in groups[1:]:  # every group is joined on the first group's ids
+            rid = specs[g].record_identifier
+            if rid != first.record_identifier and keys.get(g) != first.record_identifier:
+                raise ValidationError(
+                    f"group {g} is keyed by {rid!r} and group {first.name} by "
+                    f"{first.record_identifier!r}; without entities every group is joined on "
+                    f"{first.name}'s ids",
+                    obj="dataset request",
+                    field="entity_keys",
+                    fix=f"pass entities with both id columns, or entity_keys={{'{g}': "
+                    f"'{first.record_identifier}'}} if {first.name}'s ids are {g}'s",
+                )
     collisions = [n for n in names if n in entity_columns] + [n for n in names if names.count(n) > 1]
     if collisions:
         raise ValidationError(

@@ -54,7 +54,7 @@ from tideml.meta.features_tables import FeatureDatasetRow
 if TYPE_CHECKING:
     from tideml.workspace import Workspace
 
-__all__ = ["BatchGetResult", "DatasetResult", "FeatureGroup", "FeatureStore"]
+__all__ = ["BatchGetResult", "DatasetResult", "DeleteReport", "FeatureGroup", "FeatureStore"]
 
 PARQUET = "application/vnd.apache.parquet"
 TargetStore = Literal["online", "offline"]
@@ -66,6 +66,17 @@ class BatchGetResult:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeleteReport:
+    """What a delete did. `online`: "deleted" (a soft delete's tombstone or a hard delete took
+    effect), "newer-kept" (the online record is newer than the delete, so it stays visible),
+    "absent" (a hard delete found no record) or "skipped" (not asked, or the group has no online
+    store). `offline`: a tombstone was appended to the offline store."""
+
+    online: Literal["deleted", "newer-kept", "absent", "skipped"]
+    offline: bool
 
 
 @dataclass
@@ -143,6 +154,31 @@ class _InputHash:
         self._stop.set()
 
 
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _check_output(path: Path) -> Path:
+    """A dataset's output file, checked before any work: a .parquet file in a folder that exists
+    and takes a new file (probed with one, removed at once)."""
+    path = path.resolve()
+    fields = {"obj": "dataset request", "field": "output"}
+    if path.suffix.lower() != ".parquet":
+        raise ValidationError(f"{path.name!r} is not a .parquet file", fix="use a .parquet name", **fields)
+    if not path.parent.is_dir():
+        raise ValidationError(
+            f"folder {path.parent} does not exist", fix="create the folder or pick another path", **fields
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot write in {path.parent} ({exc.strerror or exc})", fix="pick a writable folder", **fields
+        ) from exc
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
 def _safe_url(url: str) -> str:
     """A store URL without credentials or query parameters, for display."""
     return re.sub(r"://[^/@]*@", "://", url.split("?", 1)[0])
@@ -168,8 +204,8 @@ class FeatureGroup:
     def get_record(self, record_id: Any, feature_names: Sequence[str] | None = None) -> dict[str, Any] | None:
         return self.store.get_record(self.name, record_id, feature_names)
 
-    def delete_record(self, record_id: Any, event_time: Any, **kw: Any) -> None:
-        self.store.delete_record(self.name, record_id, event_time, **kw)
+    def delete_record(self, record_id: Any, event_time: Any, **kw: Any) -> DeleteReport:
+        return self.store.delete_record(self.name, record_id, event_time, **kw)
 
     def ingest(self, data: Any, **kw: Any) -> IngestReport:
         return self.store.ingest(self.name, data, **kw)
@@ -527,10 +563,10 @@ class FeatureStore:
         *,
         mode: Literal["soft", "hard"] = "soft",
         target_stores: Sequence[TargetStore] | None = None,
-    ) -> None:
+    ) -> DeleteReport:
         """Delete a record as of `event_time`: a tombstone is appended offline either way; online, a
         soft delete hides the record (unless a newer one is stored), a hard delete removes it (refused
-        if the stored record is newer than the delete)."""
+        if the stored record is newer than the delete). The report says which happened."""
         if mode not in ("soft", "hard"):
             raise ValidationError(
                 f"unknown mode {mode!r}", obj=f"feature group {group}", field="mode", fix="soft or hard"
@@ -539,14 +575,16 @@ class FeatureStore:
         key = self._id_key(spec, record_id)
         ev = instant_to_us(event_time, obj=f"feature group {group}", field="event_time")
         stores = set(target_stores or ("online", "offline"))
+        online: Literal["deleted", "newer-kept", "absent", "skipped"] = "skipped"
         if "online" in stores and spec.online.enabled:
             if mode == "hard":
-                self.online.hard_delete(group, key, ev)
+                online = "deleted" if self.online.hard_delete(group, key, ev) else "absent"
             else:
                 batch = WriteBatch()
                 batch.add(key, ev, None, None)
-                self.online.write(group, batch)
-        if "offline" in stores and spec.offline.enabled:
+                online = "deleted" if self.online.write(group, batch) else "newer-kept"
+        offline = "offline" in stores and spec.offline.enabled
+        if offline:
             row: dict[str, Any] = {f.name: None for f in spec.features}
             row[spec.record_identifier] = int(key) if spec.id_type is FeatureType.INTEGRAL else key
             row[spec.event_time] = us_to_datetime(ev)
@@ -554,6 +592,7 @@ class FeatureStore:
             schema[spec.event_time] = pl.Datetime("us", "UTC")
             frame = pl.DataFrame([row], schema=schema).with_columns(pl.lit(True).alias("is_deleted"))
             self.offline.append(spec, frame)
+        return DeleteReport(online, offline)
 
     # -- ingest ------------------------------------------------------------------------------------
     def ingest(
@@ -770,6 +809,14 @@ class FeatureStore:
     ) -> DatasetResult:
         """A point-in-time dataset (see `tideml.features.dataset`), stored as a Parquet artifact with a
         manifest, recorded in lineage (feature groups -> dataset)."""
+        if not _DATASET_NAME.fullmatch(name):
+            raise ValidationError(
+                f"{name!r} is not a valid dataset name",
+                obj="dataset request",
+                field="name",
+                fix="use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            )
+        out_path = None if output is None else _check_output(Path(output))
         records: dict[str, GroupRecord] = {}
         for text in [*features, *([label] if label else [])]:
             g = text.split(".", 1)[0] if isinstance(text, str) else text
@@ -872,20 +919,26 @@ class FeatureStore:
                     manifest=manifest,
                 )
             )
-        out_path: Path | None = None
-        if output is not None:
-            out_path = Path(output).resolve()
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, part = tempfile.mkstemp(dir=out_path.parent, prefix=".tmp-", suffix=".parquet")
-            os.close(fd)
+        if out_path is not None:
             try:
-                with self.ws.artifacts.open(ref.sha256) as src, open(part, "wb") as dst:
-                    for chunk in iter(lambda: src.read(1 << 20), b""):
-                        dst.write(chunk)
-                os.replace(part, out_path)
-            except BaseException:
-                Path(part).unlink(missing_ok=True)
-                raise
+                fd, part = tempfile.mkstemp(dir=out_path.parent, prefix=".tmp-", suffix=".parquet")
+                os.close(fd)
+                try:
+                    with self.ws.artifacts.open(ref.sha256) as src, open(part, "wb") as dst:
+                        for chunk in iter(lambda: src.read(1 << 20), b""):
+                            dst.write(chunk)
+                    os.replace(part, out_path)
+                except BaseException:
+                    Path(part).unlink(missing_ok=True)
+                    raise
+            except OSError as exc:
+                raise ValidationError(
+                    f"cannot write {out_path} ({exc.strerror or exc}); the dataset is stored as "
+                    f"artifact {ref.sha256}",
+                    obj="dataset request",
+                    field="output",
+                    fix="free space or pick another path, then copy the artifact out",
+                ) from exc
         return DatasetResult(frame, ref, manifest, manifest_ref, out_path)
 
     def datasets(self, name: str | None = None) -> list[dict[str, Any]]:
