@@ -81,7 +81,7 @@ def test_features_can_be_added_never_retyped_and_ttl_changed() -> None:
         add_features=[FeatureDefinition(name="region", type=FeatureType.STRING)], ttl=TtlDuration.parse("12h")
     )
     assert new.feature_names[-1] == "region" and new.ttl_seconds == 43200
-    with pytest.raises(ValidationError, match="defined twice"):
+    with pytest.raises(ValidationError, match="already has a feature 'amount'"):
         spec.with_changes(add_features=[FeatureDefinition(name="amount", type=FeatureType.STRING)])
     with pytest.raises(ValidationError, match="must be nullable"):
         spec.with_changes(add_features=[FeatureDefinition(name="x", type=FeatureType.STRING, nullable=False)])

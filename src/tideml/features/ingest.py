@@ -275,7 +275,7 @@ def prepare_batch(
                 f"the {label} column {key!r} is missing; nothing was written",
                 obj=obj,
                 field=f"feature {key}",
-                fix=f"add a {key!r} column"
+                fix=f"add the column {key!r}"
                 + (" (or ingest with --event-time-value now)" if label == "event time" else ""),
             )
     n = data.height

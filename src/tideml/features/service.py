@@ -840,6 +840,13 @@ class FeatureStore:
         rng = None
         if event_time_range is not None:
             rng = (us(event_time_range[0], "event_time_range"), us(event_time_range[1], "event_time_range"))
+            if rng[0] is not None and rng[1] is not None and rng[0] > rng[1]:
+                raise ValidationError(
+                    "the event-time range ends before it starts",
+                    obj="dataset request",
+                    field="event_time_range",
+                    fix="give the earlier instant first (CLI: --start before --end)",
+                )
         result = build_dataset(
             self.offline,
             {g: r.spec for g, r in records.items()},

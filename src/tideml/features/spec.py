@@ -324,7 +324,16 @@ class FeatureGroupSpec(_Model):
                     field="add_features",
                     fix="split the update into several calls",
                 )
+            existing = {n.lower(): n for n in self.feature_names}
             for f in add_features:
+                if f.name.lower() in existing:
+                    raise ValidationError(
+                        f"the group already has a feature {existing[f.name.lower()]!r} (names are "
+                        "case-insensitive)",
+                        obj=f"feature group {self.name}",
+                        field=f"features.{f.name}",
+                        fix="features are never retyped or redefined: add one under a new name",
+                    )
                 if not f.nullable:
                     raise ValidationError(
                         "an added feature must be nullable: rows written before it have no value",

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from tideml.errors import ValidationError
+from tideml.features._time import format_iso
 
 __all__ = ["OnlineStore", "StoredRecord", "WriteBatch", "decode_payload", "encode_payload"]
 
@@ -133,7 +134,8 @@ class OnlineStore(abc.ABC):
     @staticmethod
     def _refuse_hard_delete(group: str, record_id: str, stored_us: int, event_us: int) -> ValidationError:
         return ValidationError(
-            f"the stored record has a later event time ({stored_us} us) than the delete ({event_us} us)",
+            f"the stored record has a later event time ({format_iso(stored_us)}) than the delete "
+            f"({format_iso(event_us)})",
             obj=f"feature group {group}",
             field=f"record {record_id}.event_time",
             fix="give the hard delete an event time at or after the stored record's event time",
