@@ -375,3 +375,15 @@ def test_input_hash_stops_when_told_and_a_failed_hash_creates_no_group(
     with pytest.raises(PermissionError, match="became unreadable"):
         fs.ingest("g", path, record_identifier="id", event_time="ts", progress=False)
     assert fs.list_groups() == []
+
+
+def test_an_empty_input_creates_no_group_and_warns_an_existing_one(fs: FeatureStore, tmp_path: Path) -> None:
+    header = tmp_path / "h.csv"
+    header.write_text("policy_id,event_time,x\n")
+    with pytest.raises(ValidationError, match="no rows to infer"):
+        fs.ingest("g", header, record_identifier="policy_id", event_time="event_time", progress=False)
+    assert fs.list_groups() == []
+    frame = pl.DataFrame({"policy_id": [1], "event_time": [1], "x": [0.5]})
+    fs.ingest("g", frame, record_identifier="policy_id", event_time="event_time", progress=False)
+    report = fs.ingest("g", header, progress=False)
+    assert report.rows == 0 and report.warnings == ["the input had no rows: nothing was written"]

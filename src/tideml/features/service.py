@@ -642,6 +642,13 @@ class FeatureStore:
             )
         path = Path(data).resolve() if isinstance(data, str | Path) else None
         frame = read_data(path, spec) if path is not None else to_polars(data, obj=f"feature group {group}")
+        if spec is None and frame.height == 0:  # a CSV header alone would make every feature a String
+            raise ValidationError(
+                "the input has no rows to infer the group's feature types from; nothing was created",
+                obj=f"feature group {group}",
+                field="data",
+                fix="ingest data with rows, or create the group with its types first",
+            )
         source = _InputHash(path, frame, f"{group} input")
         try:
             spec, batch, origin = self._prepare_ingest(
@@ -674,7 +681,9 @@ class FeatureStore:
             )
             act.output(self._group_artifact(record), derived_from=origin)
             act.set(**report.to_dict())
-        if batch.rows:
+        if not batch.rows:
+            report.warnings.append("the input had no rows: nothing was written")
+        else:
             last_event = cast("datetime | None", batch.frame.get_column(spec.event_time).max())
             self.catalog.record_ingest(group, report.rows, last_event, us_to_datetime(self.clock()))
         return report
