@@ -1,7 +1,15 @@
-"""tideml: the whole machine-learning lifecycle for tabular data, self-hosted, in one package."""
+"""tideml: the whole machine-learning lifecycle for tabular data, self-hosted, in one package.
 
-from tideml.artifacts import ArtifactRef, ArtifactStore
-from tideml.config import Settings, load_settings
+The error classes load with the package; `Workspace`, `Settings` and the artifact store load on first
+use (PEP 562), so `import tideml` (and every `tide` command) does not pay for SQLAlchemy, Alembic and
+pydantic until something needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tideml.errors import (
     ConfigError,
     Conflict,
@@ -12,7 +20,11 @@ from tideml.errors import (
     UnsafePath,
     ValidationError,
 )
-from tideml.workspace import Workspace
+
+if TYPE_CHECKING:
+    from tideml.artifacts import ArtifactRef, ArtifactStore
+    from tideml.config import Settings, load_settings
+    from tideml.workspace import Workspace
 
 __version__ = "0.1.0"
 
@@ -32,3 +44,25 @@ __all__ = [
     "__version__",
     "load_settings",
 ]
+
+# Public names imported on first access: name -> module that defines it.
+_LAZY: dict[str, str] = {
+    "ArtifactRef": "tideml.artifacts",
+    "ArtifactStore": "tideml.artifacts",
+    "Settings": "tideml.config",
+    "load_settings": "tideml.config",
+    "Workspace": "tideml.workspace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -1,4 +1,8 @@
-"""The `tide` command: a thin layer over the Python API; one module per command group."""
+"""The `tide` command: a thin layer over the Python API; one module per command group.
+
+The command modules are not imported here: `app` (see `_app.py`) imports the module of a command
+when that command runs, and `tide --help` lists every command without importing any of them.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,6 @@ import sys
 
 from rich.text import Text
 
-# Importing a command module registers its group on `app`.
-from tideml.cli import clarify as _clarify  # noqa: F401
-from tideml.cli import data as _data  # noqa: F401
-from tideml.cli import features as _features  # noqa: F401
-from tideml.cli import lineage as _lineage  # noqa: F401
-from tideml.cli import models as _models  # noqa: F401
-from tideml.cli import monitor as _monitor  # noqa: F401
-from tideml.cli import pipelines as _pipelines  # noqa: F401
-from tideml.cli import serving as _serving  # noqa: F401
-from tideml.cli import train as _train  # noqa: F401
-from tideml.cli import workspace as _workspace  # noqa: F401
-from tideml.cli import wrangle as _wrangle  # noqa: F401
 from tideml.cli._app import app, console_err
 from tideml.errors import TideError
 

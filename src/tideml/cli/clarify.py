@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, console_err, emit_json
-from tideml.workspace import Workspace
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, console_err, emit_json, open_workspace
 
 clarify_app = typer.Typer(
     help="Bias metrics and SHAP explanations (Clarify-compatible).", no_args_is_help=True
@@ -57,7 +56,7 @@ def bias(
 ) -> None:
     """Pre-/post-training bias (and SHAP if configured); writes analysis.json and report.html."""
     out_dir = out or Path("clarify_output")
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         run = ws.clarify.bias(
             data,
             config,
@@ -117,7 +116,7 @@ def explain(
             fix="use auto, tree or kernel",
         )
     out_dir = out or Path("clarify_output")
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         run = ws.clarify.explain(
             data, model, config=config, method=method, max_rows=rows, out_dir=out_dir, progress=not json
         )

@@ -10,9 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tideml._progress import progress_bar
 from tideml.cli._app import JsonOption, app, console, emit_json
-from tideml.datasets.autoclaims import CHUNK_POLICIES, AutoclaimsConfig, generate_autoclaims
 
 __all__ = ["data_app"]
 
@@ -29,7 +27,16 @@ class OutputFormat(StrEnum):
     parquet = "parquet"
 
 
-_DEFAULTS: dict[str, Any] = {name: field.default for name, field in AutoclaimsConfig.model_fields.items()}
+# `AutoclaimsConfig`'s defaults, written out so that `tide data --help` does not import the generator
+# (numpy, polars, pyarrow); a test checks they match.
+_DEFAULTS: dict[str, Any] = {
+    "policies": 5000,
+    "seed": 0,
+    "fraud_rate": 0.033,
+    "female_fraud_odds_ratio": 0.3,
+    "other_gender_fraud_odds_ratio": 0.2,
+    "female_share_shift": 0.0,
+}
 
 
 @data_app.command("generate")
@@ -60,6 +67,9 @@ def generate(
     json_output: JsonOption = False,
 ) -> None:
     """Write customers and claims of N synthetic policies (same seed, same bytes)."""
+    from tideml._progress import progress_bar
+    from tideml.datasets.autoclaims import CHUNK_POLICIES, AutoclaimsConfig, generate_autoclaims
+
     config = AutoclaimsConfig(
         policies=policies,
         seed=seed,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
-from tideml.lineage import LineageGraph
-from tideml.lineage.export import to_dot, to_openlineage, to_tree
-from tideml.workspace import Workspace
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json, open_workspace
+
+if TYPE_CHECKING:
+    from tideml.lineage import LineageGraph
+    from tideml.workspace import Workspace
 
 lineage_app = typer.Typer(help="Provenance of every artifact.", no_args_is_help=True)
 
@@ -42,7 +43,9 @@ def show(
     json: JsonOption = False,
 ) -> None:
     """Print the lineage tree of an artifact down to raw files and flows (or up to what used it)."""
-    with Workspace.open(workspace) as ws:
+    from tideml.lineage.export import to_tree
+
+    with open_workspace(workspace) as ws:
         graph = _graph(ws, ref, direction, depth, type)
     if json:
         emit_json(graph.to_json())
@@ -64,7 +67,9 @@ def export(
     """Export the lineage graph as a JSON graph, Graphviz DOT or OpenLineage run events."""
     import orjson
 
-    with Workspace.open(workspace) as ws:
+    from tideml.lineage.export import to_dot, to_openlineage
+
+    with open_workspace(workspace) as ws:
         graph = _graph(ws, ref, direction, depth, None)
     if format == "dot":
         text = to_dot(graph)

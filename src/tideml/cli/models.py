@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
-from tideml.registry import ModelVersion, compare_versions, model_card_html, model_card_markdown
-from tideml.workspace import Workspace
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json, open_workspace
+
+if TYPE_CHECKING:
+    from tideml.registry import ModelVersion
 
 models_app = typer.Typer(help="Model registry: groups, versions, approval, aliases.", no_args_is_help=True)
 
@@ -54,7 +55,7 @@ def create(
     json: JsonOption = False,
 ) -> None:
     """Create a model group with an optional approval policy."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         g = ws.registry.create_group(
             group, description=description, policy=policy, required_approvals=required_approvals
         )
@@ -71,7 +72,7 @@ def list_(
     json: JsonOption = False,
 ) -> None:
     """List model groups, or the versions of one group."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         if group is None:
             groups = ws.registry.list_groups()
             if json:
@@ -98,7 +99,7 @@ def show(
     json: JsonOption = False,
 ) -> None:
     """Show one version (or a group's versions) with evidence and audit trail."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         if "/" not in ref and "@" not in ref:
             versions = ws.registry.list_versions(ref)
             if json:
@@ -130,7 +131,7 @@ def approve(
     json: JsonOption = False,
 ) -> None:
     """Approve a version (checked against the group's policy)."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         v = ws.registry.approve(ref, actor=actor, reason=reason)
     if json:
         emit_json(_plain(v))
@@ -147,7 +148,7 @@ def reject(
     json: JsonOption = False,
 ) -> None:
     """Reject a version; aliases pointing at it are removed."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         v = ws.registry.reject(ref, actor=actor, reason=reason)
     if json:
         emit_json(_plain(v))
@@ -166,7 +167,7 @@ def alias(
     json: JsonOption = False,
 ) -> None:
     """Point GROUP@NAME at an approved VERSION."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         v = ws.registry.set_alias(group, name, version, actor=actor, reason=reason)
     if json:
         emit_json(_plain(v))
@@ -181,7 +182,9 @@ def compare(
     json: JsonOption = False,
 ) -> None:
     """Metrics of several versions side by side."""
-    with Workspace.open(workspace) as ws:
+    from tideml.registry import compare_versions
+
+    with open_workspace(workspace) as ws:
         table_data = compare_versions([ws.registry.get_version(r) for r in refs])
     if json:
         emit_json(table_data)
@@ -206,7 +209,9 @@ def card(
     workspace: WorkspaceOption = None,
 ) -> None:
     """The model card of a version, built from its evidence (Markdown or HTML)."""
-    with Workspace.open(workspace) as ws:
+    from tideml.registry import model_card_html, model_card_markdown
+
+    with open_workspace(workspace) as ws:
         v = ws.registry.get_version(ref)
         group = ws.registry.get_group(v.group)
         history = ws.registry.history(v.group, v.version)

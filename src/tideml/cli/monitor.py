@@ -8,26 +8,16 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, console_err, emit_json
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, console_err, emit_json, open_workspace
 from tideml.errors import ValidationError
-from tideml.monitor import (
-    BiasDriftConfig,
-    BiasFacet,
-    MonitorConfig,
-    MonitorResult,
-    MonitorRunOutcome,
-    MonitorRunView,
-    TriggerSpec,
-    parse_duration,
-    write_run_outputs,
-)
-from tideml.monitor.baseline import load_baseline
-from tideml.workspace import Workspace
+
+if TYPE_CHECKING:  # the monitoring stack (polars, the workspace) loads only when a command runs
+    from tideml.monitor import BiasDriftConfig, MonitorResult, MonitorRunOutcome, MonitorRunView
 
 __all__ = ["monitor_app"]
 
@@ -59,6 +49,8 @@ def _parse_kv(items: list[str], option: str) -> dict[str, Any]:
 
 
 def _bias(facets: list[str]) -> BiasDriftConfig | None:
+    from tideml.monitor import BiasDriftConfig, BiasFacet
+
     if not facets:
         return None
     out: list[BiasFacet] = []
@@ -151,7 +143,7 @@ def baseline_cmd(
     json: JsonOption = False,
 ) -> None:
     """Profile training data and write a baseline (statistics, suggested constraints) to a folder."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         baseline, ref = ws.monitor.suggest_baseline(
             str(data),
             out_dir=out,
@@ -229,6 +221,8 @@ def create_cmd(
     json: JsonOption = False,
 ) -> None:
     """Create a monitor on an endpoint's capture (or any capture folder), on a schedule or on demand."""
+    from tideml.monitor import MonitorConfig, TriggerSpec, parse_duration
+
     config: dict[str, Any] = {}
     if threshold is not None:
         config["threshold"] = threshold
@@ -242,7 +236,7 @@ def create_cmd(
             after=trigger_after,
             checks=list(trigger_check or []),
         )
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         view = ws.monitor.create(
             name,
             baseline=baseline,
@@ -297,7 +291,7 @@ def run_cmd(
     json: JsonOption = False,
 ) -> None:
     """Run a monitor now (the managed service could not); results are stored with lineage."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         svc = ws.monitor
         outcome = svc.run(
             name,
@@ -345,8 +339,11 @@ def check_cmd(
     json: JsonOption = False,
 ) -> None:
     """Check any data against a baseline folder, without a stored monitor."""
+    from tideml.monitor import write_run_outputs
+    from tideml.monitor.baseline import load_baseline
+
     base = load_baseline(baseline)
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         result = ws.monitor.check(base, data, labels=labels, model=model)
     if out is not None:
         write_run_outputs(out, result, base.statistics, title=f"tide monitor check {data}")
@@ -363,7 +360,7 @@ def check_cmd(
 @monitor_app.command("list")
 def list_cmd(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
     """List monitors with their schedule and last run."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         svc = ws.monitor
         monitors = svc.list()
         last: dict[str, MonitorRunView | None] = {}
@@ -425,7 +422,7 @@ def show_cmd(
     json: JsonOption = False,
 ) -> None:
     """Show a monitor, its recent runs and (optionally) the last run's violations."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         svc = ws.monitor
         view = svc.get(name)
         recent = svc.runs(name, limit=runs) if runs else []
@@ -452,7 +449,7 @@ def show_cmd(
 @monitor_app.command("delete")
 def delete_cmd(name: str, workspace: WorkspaceOption = None) -> None:
     """Delete a monitor and its run history (stored outputs and lineage stay)."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         ws.monitor.delete(name)
     console.print(f"deleted monitor {name}")
 
@@ -475,7 +472,7 @@ def serve_cmd(
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with Workspace.open(workspace) as ws:
+        with open_workspace(workspace) as ws:
             svc = ws.monitor
             if not once:
                 console.print(f"monitor scheduler on {ws.root} ({len(svc.list())} monitor(s)); Ctrl-C stops")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json as jsonlib
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json, open_workspace
 from tideml.errors import ValidationError
-from tideml.pipelines import PipelineFailed, PipelineService, RunResult, RunView, load_pipeline
-from tideml.workspace import Workspace
+
+if TYPE_CHECKING:
+    from tideml.pipelines import PipelineService, RunResult, RunView
 
 __all__ = ["pipeline_app"]
 
@@ -103,6 +104,8 @@ def _print_run(view: RunView, *, show_error: bool = True) -> None:
 
 
 def _finish(svc: PipelineService, result: RunResult, json: bool) -> None:
+    from tideml.pipelines import PipelineFailed
+
     view = svc.show(result.run_id)
     if json:
         emit_json(view.to_json())
@@ -139,7 +142,7 @@ def run(
     json: JsonOption = False,
 ) -> None:
     """Run a pipeline; unchanged steps come from the cache."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         svc = ws.pipelines
         result = svc.run(
             pipeline,
@@ -168,7 +171,7 @@ def resume(
     json: JsonOption = False,
 ) -> None:
     """Finish a failed or killed run: finished steps are kept, the rest run."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         svc = ws.pipelines
         result = svc.resume(
             run_id,
@@ -186,6 +189,8 @@ def describe(
     json: JsonOption = False,
 ) -> None:
     """A pipeline's definition: parameters, steps, kinds, dependencies, branches, code versions."""
+    from tideml.pipelines import load_pipeline
+
     pipe = load_pipeline(pipeline)
     definition = pipe.to_json()
     if json:
@@ -219,7 +224,7 @@ def list_(
     json: JsonOption = False,
 ) -> None:
     """Recent pipeline runs, newest first."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         runs = ws.pipelines.list_runs(pipeline, limit=limit)
     if json:
         emit_json([r.to_json(steps=False) for r in runs])
@@ -256,7 +261,7 @@ def show(
     json: JsonOption = False,
 ) -> None:
     """A run's steps: status, cached or executed, timings; or one step in detail."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         svc = ws.pipelines
         view = svc.show(run_id)
         if step is None:

@@ -9,9 +9,8 @@ import orjson
 import typer
 from rich.table import Table
 
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json, open_workspace
 from tideml.errors import ValidationError
-from tideml.workspace import Workspace
 
 __all__ = ["endpoints_app", "keys_app"]
 
@@ -70,7 +69,7 @@ def deploy(
 ) -> None:
     """Deploy an endpoint serving approved registry versions."""
 
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         info = ws.endpoints.deploy(
             name,
             model,
@@ -102,7 +101,7 @@ def deploy(
 def list_(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
     """List deployed endpoints."""
 
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         infos = ws.endpoints.list()
     if json:
         emit_json([i.to_dict() for i in infos])
@@ -132,7 +131,7 @@ def describe(
 ) -> None:
     """Show an endpoint: configuration, what each variant serves now, where its features come from."""
 
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         data = ws.endpoints.describe(name)
     if json:
         emit_json(data)
@@ -165,7 +164,7 @@ def delete(
 ) -> None:
     """Delete an endpoint's configuration."""
 
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         ws.endpoints.delete(name, reason=reason)
     if json:
         emit_json({"deleted": name})
@@ -189,7 +188,7 @@ def serve(
     from tideml.serving.server import check_endpoint
     from tideml.serving.server import serve as run
 
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         served = check_endpoint(ws, name)
         console.print(
             f"serving [bold]{name}[/] ({', '.join(served)}) on http://{host}:{port} with {workers} worker(s)"
@@ -224,7 +223,7 @@ def batch_transform(
     """Score a Parquet file with a registered model, streaming, into a Parquet file."""
     from tideml.serving.batch import batch_transform as run
 
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         report = run(
             ws,
             model,
@@ -257,7 +256,7 @@ def keys_create(
 ) -> None:
     """Create an API key; it is printed once and stored only as a sha256 hash."""
 
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         key, info = ws.endpoints.create_key(name=name, endpoint=endpoint, rate_per_second=rate, burst=burst)
     if json:
         emit_json({"key": key, **info.to_dict()})
@@ -276,7 +275,7 @@ def keys_list(
 ) -> None:
     """List API keys (ids and limits; never the keys)."""
 
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         keys = ws.endpoints.list_keys(endpoint=endpoint, include_revoked=all_)
     if json:
         emit_json([k.to_dict() for k in keys])
@@ -303,7 +302,7 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key (servers stop accepting it within their poll interval)."""
 
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         info = ws.endpoints.revoke_key(key_id)
     if json:
         emit_json(info.to_dict())

@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json, open_workspace
 from tideml.errors import ValidationError
 
 if TYPE_CHECKING:  # the training stack (sklearn, xgboost) loads only when a train command runs
     from tideml.train.spec import TrainSpec
     from tideml.train.tune import TuneSpec
-from tideml.workspace import Workspace
 
 __all__ = ["train_app"]
 
@@ -146,7 +145,7 @@ def run(
     train_spec = _train_spec(
         spec, label, entity, cv_folds, cv_repeats, cv_scope, threshold, amount_column, seed
     )
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         result = ws.train.train(dataset, train_spec, name=name, progress=progress)
     if out is not None:
         result.result.model.save(out)
@@ -232,7 +231,7 @@ def tune(
     if not pruning:
         overrides["pruning"] = False
     tune_spec = _tune_spec(space, overrides)
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         result = ws.train.tune(
             dataset, tune_spec, train_spec, study=study, warm_start_from=warm_start, progress=progress
         )
@@ -309,7 +308,7 @@ def mitigate(
         )
     objective: Literal["parity", "max_f1"] = "parity" if group_objective == "parity" else "max_f1"
     train_spec = _train_spec(spec, label, entity)
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         result = ws.train.mitigate(
             dataset,
             train_spec,
@@ -355,7 +354,7 @@ def mitigate(
 @train_app.command("studies")
 def studies(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
     """List the tuning studies stored in the metadata DB."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         rows = ws.train.studies()
     if json:
         emit_json(rows)
@@ -382,7 +381,7 @@ def trials(
     json: JsonOption = False,
 ) -> None:
     """Print the stored trials of one study."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         records = ws.train.trials(study)
     if json:
         emit_json([r.model_dump() for r in records])

@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
-from tideml.workspace import Workspace
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json, open_workspace
 
 workspace_app = typer.Typer(help="Inspect the workspace.", no_args_is_help=True)
 artifacts_app = typer.Typer(help="The content-addressed artifact store.", no_args_is_help=True)
@@ -22,6 +21,8 @@ def init(
     json: JsonOption = False,
 ) -> None:
     """Create a workspace with embedded defaults (SQLite metadata, local folders)."""
+    from tideml.workspace import Workspace
+
     ws = Workspace.init(path)
     if json:
         emit_json(ws.info())
@@ -34,7 +35,7 @@ def init(
 @workspace_app.command("info")
 def info(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
     """Print the resolved settings (tide.toml plus TIDE_* overrides)."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         data = ws.info()
     if json:
         emit_json(data)
@@ -53,7 +54,7 @@ def info(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
 @artifacts_app.command("list")
 def list_artifacts(workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
     """List the objects in the artifact store."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         refs = ws.artifacts.list()
     if json:
         emit_json([{"sha256": r.sha256, "size": r.size, "media_type": r.media_type} for r in refs])
@@ -72,7 +73,7 @@ def put_artifact(
     json: JsonOption = False,
 ) -> None:
     """Store a file; prints its sha256."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         ref = ws.put_artifact(path, media_type)
     if json:
         emit_json({"sha256": ref.sha256, "size": ref.size, "media_type": ref.media_type})
@@ -83,7 +84,7 @@ def put_artifact(
 @artifacts_app.command("cat")
 def cat_artifact(key: str, workspace: WorkspaceOption = None) -> None:
     """Write an object's bytes to stdout, verified against its hash."""
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         data = ws.artifacts.get(key)
     sys.stdout.buffer.write(data)
 
@@ -94,7 +95,7 @@ def verify_artifacts(workspace: WorkspaceOption = None, json: JsonOption = False
     from tideml.errors import IntegrityError
 
     bad: list[str] = []
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         refs = ws.artifacts.list()
         for ref in refs:
             try:

@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json, open_workspace
 from tideml.errors import NotFound, ValidationError
-from tideml.workspace import Workspace
 
 wrangle_app = typer.Typer(
     help="Data wrangling: run flows, analyse tables, export fitted flows.", no_args_is_help=True
@@ -67,7 +66,7 @@ def run(
     """Fit a flow (or load a fitted one), write its outputs as Parquet and record lineage."""
 
     inputs = _parse_inputs(input or [])
-    with Workspace.open(workspace) as ws:
+    with open_workspace(workspace) as ws:
         result = ws.wrangle.run(
             flow,
             inputs,
@@ -115,7 +114,7 @@ def analyze_command(
     ws = None
     if record:
         try:
-            ws = Workspace.open(workspace)
+            ws = open_workspace(workspace)
         except NotFound:
             if workspace is not None:
                 raise
@@ -159,7 +158,7 @@ def export_command(
     from tideml.wrangle.export import write_script
 
     if fitted_flow.startswith("sha256:"):
-        with Workspace.open(workspace) as ws:
+        with open_workspace(workspace) as ws:
             data = ws.artifacts.get(fitted_flow)
         fitted = FittedFlow.from_json(data.decode("utf-8"), trust_custom_code=trust_custom_code)
     else:
