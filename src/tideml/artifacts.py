@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from tideml.errors import IntegrityError, NotFound, UnsafePath
+from tideml.errors import IntegrityError, NotFound, UnsafePath, ValidationError
 
 __all__ = [
     "ArtifactReader",
@@ -28,6 +28,7 @@ __all__ = [
     "HashStopped",
     "HashingWriter",
     "atomic_write",
+    "check_output_file",
     "file_sha256",
 ]
 
@@ -141,6 +142,40 @@ def atomic_write(target: Path, data: bytes | str | Iterable[bytes]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return target
+
+
+def check_output_file(path: Path, *, obj: str, field: str, suffixes: tuple[str, ...]) -> Path:
+    """The resolved `path` of an output file a command is about to write, refused before any work
+    if it could not be: a suffix not in `suffixes`, a folder that does not exist (never created), a
+    path that is a folder, or a folder that takes no new file (probed with a temp file, removed)."""
+    target = path.resolve()
+    if target.suffix.lower() not in suffixes:
+        raise ValidationError(
+            f"cannot write {target.name!r}: the file must end in {' or '.join(suffixes)}",
+            obj=obj,
+            field=field,
+            fix=f"name the file e.g. {target.stem or 'out'}{suffixes[0]}",
+        )
+    folder = target.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ValidationError(
+            f"folder {folder} {what}", obj=obj, field=field, fix="create the folder or pick another path"
+        )
+    if target.is_dir():
+        raise ValidationError(f"{target} is a folder", obj=obj, field=field, fix="name a file in it")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.probe-")
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot write in {folder} ({exc.strerror or exc})",
+            obj=obj,
+            field=field,
+            fix="pick a writable folder",
+        ) from exc
+    os.close(fd)
+    os.unlink(probe)
     return target
 
 

@@ -125,7 +125,11 @@ def test_group_management_commands(capfd: pytest.CaptureFixture[str], tmp_path: 
     record = json.dumps({"id": 1, "ts": recent, "x": 0.5, "y": 3})
     assert tide(capfd, "features", "put", "g", record, "-w", ws)[0] == 0
     assert json.loads(tide(capfd, "features", "get", "g", "1", "-w", ws, "--json")[1])["y"] == 3
-    assert tide(capfd, "features", "delete-record", "g", "1", "-w", ws)[0] == 0
+    code, out, _ = tide(capfd, "features", "delete-record", "g", "1", "--event-time", "0", "-w", ws)
+    assert code == 0 and "NOT deleted online: the stored record is newer" in out  # older than the record
+    assert tide(capfd, "features", "get", "g", "1", "-w", ws)[0] == 0
+    code, out, _ = tide(capfd, "features", "delete-record", "g", "1", "-w", ws)
+    assert code == 0 and "g 1: soft-deleted online; a tombstone was written offline" in out
     code, _, err = tide(capfd, "features", "get", "g", "1", "-w", ws)
     assert code == 3 and "deleted or expired" in err
     assert json.loads(tide(capfd, "features", "list", "-w", ws, "--json")[1])[0]["name"] == "g"

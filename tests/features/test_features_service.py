@@ -265,7 +265,7 @@ def test_dataset_request_is_checked_before_any_work(fs: FeatureStore, tmp_path: 
     before = len(fs.datasets())
     cases = [
         ({"name": "bad name!"}, "name", "not a valid dataset name"),
-        ({"output": tmp_path / "x.csv"}, "output", "not a .parquet file"),
+        ({"output": tmp_path / "x.csv"}, "output", "must end in .parquet"),
         ({"event_time_range": ("2027-01-01", "2026-01-01")}, "event_time_range", "ends before it starts"),
         ({"output": tmp_path / "missing" / "x.parquet"}, "output", "does not exist"),
     ]

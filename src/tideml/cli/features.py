@@ -1,23 +1,34 @@
-"""`tide features …`: feature groups, records, ingest, SQL, datasets and compaction."""
+"""`tide features …`: feature groups, records, ingest, SQL, datasets and compaction.
+
+Everything a user stored (values, column and group names, descriptions, tags, paths) is printed as
+`rich.text.Text`, never parsed as markup. Heavy imports (polars, yaml, the feature store,
+the workspace, rich tables) happen inside the commands, so importing this module is cheap.
+"""
 
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
-import yaml
-from rich.table import Table
+from rich.cells import cell_len
+from rich.text import Text
 
+from tideml.artifacts import check_output_file
 from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
 from tideml.errors import NotFound, ValidationError
-from tideml.features.service import FeatureStore
-from tideml.features.spec import FeatureDefinition, FeatureGroupSpec, FeatureType
-from tideml.workspace import Workspace
+
+if TYPE_CHECKING:
+    import polars as pl
+    from rich.table import Table
+
+    from tideml.features.service import FeatureStore
+    from tideml.features.spec import FeatureDefinition
 
 __all__ = ["features_app"]
 
@@ -29,9 +40,13 @@ features_app = typer.Typer(
 GroupArg = Annotated[str, typer.Argument(help="Feature group name.")]
 ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
+QUERY_SUFFIXES = (".parquet", ".csv")
+
 
 @contextmanager
 def _store(workspace: Path | None) -> Iterator[FeatureStore]:
+    from tideml.workspace import Workspace
+
     with Workspace.open(workspace) as ws:  # closing the workspace closes its feature store
         yield ws.features
 
@@ -47,6 +62,8 @@ def _parse_tags(tags: list[str] | None) -> dict[str, str]:
 
 
 def _parse_feature(text: str) -> FeatureDefinition:
+    from tideml.features.spec import FeatureDefinition, FeatureType
+
     name, sep, ftype = text.partition(":")
     types = {t.value.lower(): t for t in FeatureType}
     if not sep or ftype.lower().rstrip("!") not in types:
@@ -58,13 +75,105 @@ def _parse_feature(text: str) -> FeatureDefinition:
     return FeatureDefinition(name=name, type=types[ftype.lower().rstrip("!")], nullable=True)
 
 
-def _print_frame(frame: pl.DataFrame, title: str | None = None, limit: int = 50) -> None:
-    table = Table(*frame.columns, title=title, show_lines=False)
-    for row in frame.head(limit).iter_rows():
-        table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)
-    if frame.height > limit:
-        console.print(f"… {frame.height - limit} more rows ({frame.height} in all; use --json or --output)")
+def _ttl_text(ttl: Mapping[str, Any] | None) -> str:
+    """`{'unit': 'Days', 'value': 7}` -> `7 days`; no TTL -> `none`."""
+    if not ttl:
+        return "none"
+    value = int(ttl["value"])
+    unit = str(ttl["unit"]).lower()
+    return f"{value} {unit.removesuffix('s') if value == 1 else unit}"
+
+
+def _write_frame(frame: pl.DataFrame, target: Path) -> None:
+    """Write `frame` as Parquet or CSV (by `target`'s suffix) via a temp file beside it, renamed over
+    it at the end."""
+    fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
+    os.close(fd)
+    try:
+        if target.suffix.lower() == ".csv":
+            frame.write_csv(part)
+        else:
+            frame.write_parquet(part)
+        os.chmod(part, 0o644)
+        os.replace(part, target)
+    except OSError as exc:
+        Path(part).unlink(missing_ok=True)
+        raise ValidationError(
+            f"cannot write {target} ({exc.strerror or exc})",
+            obj="query output",
+            field="--output",
+            fix="pick another path",
+        ) from exc
+    except BaseException:
+        Path(part).unlink(missing_ok=True)
+        raise
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _width(text: str) -> int:
+    return max((cell_len(line) for line in text.splitlines()), default=0)
+
+
+def _new_table(headers: Sequence[str], *, first_no_wrap: bool = False) -> Table:
+    """A table whose headers and cells are literal text and never cut short (long cells fold)."""
+    from rich.table import Column, Table
+
+    columns = [
+        Column(Text(h), overflow="fold", no_wrap=first_no_wrap and i == 0) for i, h in enumerate(headers)
+    ]
+    return Table(*columns)
+
+
+def _print_rows(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str | None = None) -> None:
+    """Print rows as a grid when its natural width fits the terminal, else transposed.
+
+    Transposed, each column is a line (`name | value of row 1 | value of row 2 …`) and as many rows sit
+    side by side as fit; the rest follow in further blocks. Nothing is truncated with an ellipsis.
+    """
+    if title is not None:  # a line of its own: a table title would wrap to the table's width
+        console.print(Text(title, style="bold"), soft_wrap=True)
+    # a table with the default box and padding is sum(widths) + 3 per column + 1 wide
+    widths = [max([_width(h), *(_width(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    if not rows or sum(widths) + 3 * len(widths) + 1 <= console.width:
+        table = _new_table(headers)
+        for row in rows:
+            table.add_row(*(Text(c) for c in row))
+        console.print(table)
+        return
+    name_width = max(_width(h) for h in headers)
+    labels = [f"row {i}" for i in range(1, len(rows) + 1)]
+    record_widths = [max(_width(labels[j]), *(_width(c) for c in row)) for j, row in enumerate(rows)]
+    start = 0
+    while start < len(rows):
+        stop, used = start + 1, name_width + record_widths[start] + 7
+        while stop < len(rows) and used + record_widths[stop] + 3 <= console.width:
+            used += record_widths[stop] + 3
+            stop += 1
+        table = _new_table(["column", *labels[start:stop]], first_no_wrap=True)
+        for i, header in enumerate(headers):
+            table.add_row(Text(header), *(Text(rows[j][i]) for j in range(start, stop)))
+        console.print(table)
+        start = stop
+
+
+def _print_frame(frame: pl.DataFrame, limit: int) -> None:
+    shown = frame.head(limit)
+    _print_rows(frame.columns, [[_cell(v) for v in row] for row in shown.iter_rows()])
+    if frame.height > shown.height:
+        hidden = frame.height - shown.height
+        rows = "row" if hidden == 1 else "rows"
+        console.print(
+            f"… {hidden:,} more {rows} ({frame.height:,} in all; use --json or --output)", highlight=False
+        )
+
+
+def _say(before: str, name: str, after: str = "") -> None:
+    """Print a message naming `name` in bold; every part is literal text (no markup, no emoji codes)."""
+    console.print(Text.assemble(before, (name, "bold"), after), soft_wrap=True)
 
 
 def _jsonable(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -92,6 +201,10 @@ def create(
     """Create a group from a spec file, or from a data file's schema."""
     with _store(workspace) as fs:
         if spec is not None:
+            import yaml
+
+            from tideml.features.spec import FeatureGroupSpec
+
             data = yaml.safe_load(spec.read_text(encoding="utf-8")) if spec.is_file() else None
             if not isinstance(data, dict):
                 raise ValidationError(
@@ -134,7 +247,7 @@ def create(
     if json:
         emit_json(info)
     else:
-        console.print(f"created feature group [bold]{group}[/] ({len(info['features'])} features)")
+        _say("created feature group ", group, f" ({len(info['features'])} features)")
 
 
 @features_app.command("describe")
@@ -145,22 +258,23 @@ def describe(group: GroupArg, workspace: WorkspaceOption = None, json: JsonOptio
     if json:
         emit_json(info)
         return
-    console.print(f"[bold]{info['name']}[/]  {info['description']}")
-    for key in ("record_identifier", "event_time", "schema_version", "rows_ingested", "last_event_time"):
-        console.print(f"  {key:<18} {info[key]}")
-    console.print(f"  {'online':<18} {info['online']['enabled']} (ttl {info['online']['ttl']})")
-    console.print(f"  {'offline':<18} {info['offline_location']} ({info['offline_files']} files)")
-    table = Table("feature", "type", "nullable", "description")
-    for f in info["features"]:
-        table.add_row(f["name"], f["type"], str(f["nullable"]), f["description"])
-    console.print(table)
+    console.print(Text(str(info["name"]), style="bold") + Text(f"  {info['description']}"))
+    lines = [(key, _cell(info[key])) for key in ("record_identifier", "event_time", "schema_version")]
+    lines += [(key, _cell(info[key])) for key in ("rows_ingested", "last_event_time")]
+    lines.append(("online", f"{info['online']['enabled']} (ttl {_ttl_text(info['online']['ttl'])})"))
+    lines.append(("offline", f"{info['offline_location']} ({info['offline_files']} files)"))
+    for key, value in lines:
+        console.print(Text(f"  {key:<18} {value}"))
+    _print_rows(
+        ["feature", "type", "nullable", "description"],
+        [[f["name"], f["type"], str(f["nullable"]), _cell(f["description"])] for f in info["features"]],
+    )
 
 
 def _print_groups(groups: list[dict[str, Any]]) -> None:
-    table = Table("name", "record id", "event time", "features", "online", "offline", "rows", "tags")
-    for g in groups:
-        tags = ", ".join(f"{k}={v}" for k, v in g["tags"].items())
-        table.add_row(
+    headers = ["name", "record id", "event time", "features", "online", "offline", "rows", "tags"]
+    rows = [
+        [
             g["name"],
             g["record_identifier"],
             g["event_time"],
@@ -168,9 +282,11 @@ def _print_groups(groups: list[dict[str, Any]]) -> None:
             "yes" if g["online"] else "no",
             "yes" if g["offline"] else "no",
             f"{g['rows_ingested']:,}",
-            tags,
-        )
-    console.print(table)
+            ", ".join(f"{k}={v}" for k, v in g["tags"].items()),
+        ]
+        for g in groups
+    ]
+    _print_rows(headers, rows)
 
 
 @features_app.command("list")
@@ -203,6 +319,7 @@ def search(
 
 @features_app.command("update")
 def update(
+    ctx: typer.Context,
     group: GroupArg,
     add_feature: Annotated[list[str] | None, typer.Option(help="NAME:TYPE to add (repeatable).")] = None,
     ttl: Annotated[str | None, typer.Option(help="New online TTL (7d, 12h) or 'none'.")] = None,
@@ -211,6 +328,8 @@ def update(
     json: JsonOption = False,
 ) -> None:
     """Add features or change the TTL or description (features are never removed or retyped)."""
+    if not add_feature and ttl is None and description is None:
+        ctx.fail("nothing to update: pass --add-feature, --ttl or --description")
     new_ttl: Any = "keep" if ttl is None else (None if ttl.lower() == "none" else ttl)
     with _store(workspace) as fs:
         fs.update_group(
@@ -223,7 +342,7 @@ def update(
     if json:
         emit_json(info)
     else:
-        console.print(f"updated [bold]{group}[/] (schema version {info['schema_version']})")
+        _say("updated ", group, f" (schema version {info['schema_version']})")
 
 
 @features_app.command("delete")
@@ -244,7 +363,7 @@ def delete(
     if json:
         emit_json(result)
     else:
-        console.print(f"deleted [bold]{group}[/]")
+        _say("deleted ", group)
 
 
 @features_app.command("ingest")
@@ -285,15 +404,14 @@ def ingest(
     if json:
         emit_json(report.to_dict())
     else:
-        console.print(
-            f"ingested {report.rows:,} rows into [bold]{group}[/] in {report.seconds:.2f} s "
-            f"({report.offline_files} offline files, {report.online_applied:,} online records updated"
-            + (
-                f", {report.duplicates_in_batch:,} in-batch duplicates collapsed"
-                if report.duplicates_in_batch
-                else ""
-            )
-            + ")"
+        duplicates = report.duplicates_in_batch
+        _say(
+            f"ingested {report.rows:,} rows into ",
+            group,
+            f" in {report.seconds:.2f} s ({report.offline_files} offline files, "
+            f"{report.online_applied:,} online records updated"
+            + (f", {duplicates:,} in-batch duplicates collapsed" if duplicates else "")
+            + ")",
         )
 
 
@@ -319,12 +437,11 @@ def get(
     if json:
         emit_json(record)
         return
-    table = Table(
-        "feature", "value", title=f"{group} {record_id}" + (f" (expires {expiry})" if expiry else "")
+    _print_rows(
+        ["feature", "value"],
+        [[key, _cell(value)] for key, value in record.items()],
+        title=f"{group} {record_id}" + (f" (expires {expiry})" if expiry else ""),
     )
-    for key, value in record.items():
-        table.add_row(key, "" if value is None else str(value))
-    console.print(table)
 
 
 @features_app.command("put")
@@ -340,7 +457,7 @@ def put(
         raise ValidationError(f"not JSON ({exc})", obj="record", fix="quote the JSON object") from exc
     with _store(workspace) as fs:
         fs.put_record(group, data)
-    console.print(f"put 1 record into [bold]{group}[/]")
+    _say("put 1 record into ", group)
 
 
 @features_app.command("delete-record")
@@ -355,35 +472,46 @@ def delete_record(
 ) -> None:
     """Delete a record (a tombstone is written offline either way)."""
     with _store(workspace) as fs:
-        fs.delete_record(group, record_id, event_time, mode="hard" if hard else "soft")
-    console.print(f"{'hard' if hard else 'soft'}-deleted {group} {record_id}")
+        report = fs.delete_record(group, record_id, event_time, mode="hard" if hard else "soft")
+    online = {
+        "deleted": f"{'hard' if hard else 'soft'}-deleted online",
+        "newer-kept": "NOT deleted online: the stored record is newer than the delete and stays visible "
+        "(give --event-time at or after its event time)",
+        "absent": "no online record to delete",
+        "skipped": "the group has no online store",
+    }[report.online]
+    offline = "; a tombstone was written offline" if report.offline else ""
+    console.print(Text(f"{group} {record_id}: {online}{offline}"), soft_wrap=True)
 
 
 @features_app.command("query")
 def query(
     sql: Annotated[str, typer.Argument(help="One read-only SELECT over the group views (g and g_latest).")],
-    output: Annotated[Path | None, typer.Option(help="Write the result to a .parquet or .csv file.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write the result to a .parquet or .csv file (its folder must exist)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to print (at least 1).")] = 50,
     workspace: WorkspaceOption = None,
     json: JsonOption = False,
 ) -> None:
     """Run SQL over the offline store (DuckDB, read-only sandbox)."""
+    target = None
+    if output is not None:
+        target = check_output_file(output, obj="query output", field="--output", suffixes=QUERY_SUFFIXES)
     with _store(workspace) as fs:
         frame = fs.query(sql)
-    if output is not None:
-        if output.suffix.lower() == ".csv":
-            frame.write_csv(output)
-        else:
-            frame.write_parquet(output)
+    if target is not None:
+        _write_frame(frame, target)
     if json:
         emit_json(_jsonable(frame))
     elif output is None:
         if frame.shape == (1, 1):
-            console.print(str(frame.item()))
+            console.print(Text(_cell(frame.row(0)[0])))
         else:
-            _print_frame(frame, limit=limit)
+            _print_frame(frame, limit)
     else:
-        console.print(f"wrote {frame.height:,} rows to {output}")
+        console.print(Text(f"wrote {frame.height:,} rows to {output}"), soft_wrap=True)
 
 
 @features_app.command("dataset")
@@ -405,13 +533,22 @@ def dataset(
     ttl: Annotated[bool, typer.Option("--ttl/--no-ttl", help="Null out values older than the TTL.")] = True,
     full_feature_names: Annotated[bool, typer.Option(help="Name columns group__feature.")] = False,
     name: Annotated[str, typer.Option(help="Dataset name (lineage and manifest).")] = "dataset",
-    output: Annotated[Path | None, typer.Option(help="Also write the Parquet file here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Also write the .parquet file here (its folder must exist).")
+    ] = None,
     workspace: WorkspaceOption = None,
     json: JsonOption = False,
 ) -> None:
     """Build a point-in-time dataset, stored as a Parquet artifact with a manifest."""
     if mode not in ("asof", "all"):
         raise ValidationError(f"unknown mode {mode!r}", obj="dataset", field="mode", fix="use asof or all")
+    if label is not None and "." not in label:
+        raise ValidationError(
+            f"{label!r} names no feature group",
+            obj="dataset",
+            field="--label",
+            fix=f"write the label as group.feature, e.g. claims.{label}",
+        )
     with _store(workspace) as fs:
         result = fs.dataset(
             feature,
@@ -433,9 +570,11 @@ def dataset(
     if json:
         emit_json(result.manifest)
     else:
-        console.print(
-            f"dataset [bold]{name}[/]: {result.rows:,} rows x {len(result.manifest['columns'])} columns, "
-            f"sha256 {result.artifact.sha256}" + (f", written to {result.path}" if result.path else "")
+        _say(
+            "dataset ",
+            name,
+            f": {result.rows:,} rows x {len(result.manifest['columns'])} columns, "
+            f"sha256 {result.artifact.sha256}" + (f", written to {result.path}" if result.path else ""),
         )
 
 
@@ -455,9 +594,11 @@ def compact(group: GroupArg, workspace: WorkspaceOption = None, json: JsonOption
     if json:
         emit_json(data)
     else:
-        console.print(
-            f"compacted [bold]{group}[/]: {report.files_before} -> {report.files_after} files "
-            f"({report.rows_rewritten:,} rows rewritten, {report.orphans_removed} orphan files removed)"
+        _say(
+            "compacted ",
+            group,
+            f": {report.files_before} -> {report.files_after} files ({report.rows_rewritten:,} rows "
+            f"rewritten, {report.orphans_removed} orphan files removed)",
         )
 
 

@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
 
-from tideml.artifacts import ArtifactRef, HashingWriter, HashStopped, file_sha256
+from tideml.artifacts import ArtifactRef, HashingWriter, HashStopped, check_output_file, file_sha256
 from tideml.errors import NotFound, ValidationError
 from tideml.features._time import MonotonicClock, format_iso, instant_to_us, us_to_datetime
 from tideml.features.catalog import GroupCatalog, GroupRecord, iso_utc
@@ -155,28 +155,6 @@ class _InputHash:
 
 
 _DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def _check_output(path: Path) -> Path:
-    """A dataset's output file, checked before any work: a .parquet file in a folder that exists
-    and takes a new file (probed with one, removed at once)."""
-    path = path.resolve()
-    fields = {"obj": "dataset request", "field": "output"}
-    if path.suffix.lower() != ".parquet":
-        raise ValidationError(f"{path.name!r} is not a .parquet file", fix="use a .parquet name", **fields)
-    if not path.parent.is_dir():
-        raise ValidationError(
-            f"folder {path.parent} does not exist", fix="create the folder or pick another path", **fields
-        )
-    try:
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
-    except OSError as exc:
-        raise ValidationError(
-            f"cannot write in {path.parent} ({exc.strerror or exc})", fix="pick a writable folder", **fields
-        ) from exc
-    os.close(fd)
-    os.unlink(probe)
-    return path
 
 
 def _safe_url(url: str) -> str:
@@ -825,7 +803,11 @@ class FeatureStore:
                 field="name",
                 fix="use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             )
-        out_path = None if output is None else _check_output(Path(output))
+        out_path = None
+        if output is not None:
+            out_path = check_output_file(
+                Path(output), obj="dataset request", field="output", suffixes=(".parquet",)
+            )
         records: dict[str, GroupRecord] = {}
         for text in [*features, *([label] if label else [])]:
             g = text.split(".", 1)[0] if isinstance(text, str) else text
@@ -943,6 +925,7 @@ class FeatureStore:
                     with self.ws.artifacts.open(ref.sha256) as src, open(part, "wb") as dst:
                         for chunk in iter(lambda: src.read(1 << 20), b""):
                             dst.write(chunk)
+                    os.chmod(part, 0o644)
                     os.replace(part, out_path)
                 except BaseException:
                     Path(part).unlink(missing_ok=True)
