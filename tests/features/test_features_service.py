@@ -273,6 +273,9 @@ def test_dataset_request_is_checked_before_any_work(fs: FeatureStore, tmp_path: 
         with pytest.raises(ValidationError) as err:
             fs.dataset(["notes.x"], **kwargs)  # type: ignore[arg-type]
         assert text in str(err.value) and err.value.field == field
+    with pytest.raises(NotFound) as missing:
+        fs.dataset(["notes.x"], entities=tmp_path / "nope.csv")
+    assert (missing.value.obj, missing.value.field) == ("dataset entities", "entities")
     assert len(fs.datasets()) == before and not (tmp_path / "missing").exists()
     done = fs.dataset(["notes.x"], output=tmp_path / "x.parquet")
     assert pl.read_parquet(tmp_path / "x.parquet").equals(done.frame)

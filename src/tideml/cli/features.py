@@ -55,7 +55,7 @@ def _parse_tags(tags: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for tag in tags or []:
         key, sep, value = tag.partition("=")
-        if not key or not sep:
+        if not key.strip() or not sep:
             raise ValidationError(f"{tag!r} is not key=value", obj="tag", fix="write --tag team=fraud")
         out[key] = value
     return out

@@ -118,12 +118,15 @@ def to_polars(data: Any, *, obj: str = "ingest") -> pl.DataFrame:
     )
 
 
-def read_data(path: str | Path, spec: FeatureGroupSpec | None = None) -> pl.DataFrame:
-    """Read a Parquet or CSV file. With a spec, CSV columns of the group are read as text and parsed
-    by `prepare_batch`, so a bad value is reported with its row and feature instead of a parser error."""
+def read_data(
+    path: str | Path, spec: FeatureGroupSpec | None = None, *, obj: str = "ingest", field: str = "path"
+) -> pl.DataFrame:
+    """Read a Parquet or CSV file (`obj` and `field` name it in errors). With a spec, CSV columns of
+    the group are read as text and parsed by `prepare_batch`, so a bad value is reported with its row
+    and feature instead of a parser error."""
     p = Path(path)
     if not p.is_file():
-        raise NotFound(f"no file {p}", obj="ingest", field="path", fix="check the path")
+        raise NotFound(f"no file {p}", obj=obj, field=field, fix="check the path")
     suffix = p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):

@@ -822,7 +822,11 @@ class FeatureStore:
         entity_source: ArtifactSpec | None = None
         if entities is not None:
             path = Path(entities).resolve() if isinstance(entities, str | Path) else None
-            entity_frame = read_data(path) if path else to_polars(entities, obj="dataset entities")
+            entity_frame = (
+                read_data(path, obj="dataset entities", field="entities")
+                if path
+                else to_polars(entities, obj="dataset entities")
+            )
             entity_source = _source_spec(path, entity_frame, "entities")
 
         def us(value: Any, what: str) -> int | None:
