@@ -12,7 +12,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from tideml.errors import Conflict, NotFound
+from tideml.errors import Conflict, NotFound, ValidationError
 from tideml.features.spec import FeatureGroupSpec
 from tideml.meta.features_tables import (
     FeatureDefinitionRow,
@@ -203,6 +203,13 @@ class GroupCatalog:
             )
         for tag in tags:
             key, _, value = tag.partition("=")
+            if not key.strip():
+                raise ValidationError(
+                    f"tag filter {tag!r} has no key",
+                    obj="feature group search",
+                    field="tags",
+                    fix="write key or key=value, e.g. team=fraud",
+                )
             cond = [FeatureGroupTagRow.group_id == FeatureGroupRow.id, FeatureGroupTagRow.key == key]
             if value:
                 cond.append(FeatureGroupTagRow.value == value)
