@@ -7,9 +7,8 @@ the workspace, rich tables) happen inside the commands, so importing this module
 
 from __future__ import annotations
 
+import io
 import json as jsonlib
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ import typer
 from rich.cells import cell_len
 from rich.text import Text
 
-from tideml.artifacts import check_output_file
+from tideml.artifacts import atomic_write, check_output_file
 from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
 from tideml.errors import NotFound, ValidationError
 
@@ -85,28 +84,21 @@ def _ttl_text(ttl: Mapping[str, Any] | None) -> str:
 
 
 def _write_frame(frame: pl.DataFrame, target: Path) -> None:
-    """Write `frame` as Parquet or CSV (by `target`'s suffix) via a temp file beside it, renamed over
-    it at the end."""
-    fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
-    os.close(fd)
+    """Write `frame` as Parquet or CSV (by `target`'s suffix), atomically."""
+    buf = io.BytesIO()
+    if target.suffix.lower() == ".csv":
+        frame.write_csv(buf)
+    else:
+        frame.write_parquet(buf)
     try:
-        if target.suffix.lower() == ".csv":
-            frame.write_csv(part)
-        else:
-            frame.write_parquet(part)
-        os.chmod(part, 0o644)
-        os.replace(part, target)
+        atomic_write(target, buf.getvalue())
     except OSError as exc:
-        Path(part).unlink(missing_ok=True)
         raise ValidationError(
             f"cannot write {target} ({exc.strerror or exc})",
             obj="query output",
             field="--output",
             fix="pick another path",
         ) from exc
-    except BaseException:
-        Path(part).unlink(missing_ok=True)
-        raise
 
 
 # -- rendering -------------------------------------------------------------------------------------

@@ -7,9 +7,7 @@ artifacts and records lineage for every operation that reads or writes an artifa
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -23,7 +21,14 @@ import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
 
-from tideml.artifacts import ArtifactRef, HashingWriter, HashStopped, check_output_file, file_sha256
+from tideml.artifacts import (
+    ArtifactRef,
+    HashingWriter,
+    HashStopped,
+    atomic_write,
+    check_output_file,
+    file_sha256,
+)
 from tideml.errors import NotFound, ValidationError
 from tideml.features._time import MonotonicClock, format_iso, instant_to_us, us_to_datetime
 from tideml.features.catalog import GroupCatalog, GroupRecord, iso_utc
@@ -923,17 +928,8 @@ class FeatureStore:
             )
         if out_path is not None:
             try:
-                fd, part = tempfile.mkstemp(dir=out_path.parent, prefix=".tmp-", suffix=".parquet")
-                os.close(fd)
-                try:
-                    with self.ws.artifacts.open(ref.sha256) as src, open(part, "wb") as dst:
-                        for chunk in iter(lambda: src.read(1 << 20), b""):
-                            dst.write(chunk)
-                    os.chmod(part, 0o644)
-                    os.replace(part, out_path)
-                except BaseException:
-                    Path(part).unlink(missing_ok=True)
-                    raise
+                with self.ws.artifacts.open(ref.sha256) as src:
+                    atomic_write(out_path, iter(lambda: src.read(1 << 20), b""))
             except OSError as exc:
                 raise ValidationError(
                     f"cannot write {out_path} ({exc.strerror or exc}); the dataset is stored as "
