@@ -25,7 +25,6 @@ from collections.abc import Sequence
 
 import duckdb
 import polars as pl
-import pyarrow.dataset as pads
 
 from tideml.errors import ValidationError
 from tideml.features.offline import OfflineStore, arrow_schema
@@ -102,6 +101,8 @@ class SqlEngine:
         *,
         threads: int | None = None,
     ) -> None:
+        import pyarrow.dataset as pads  # imports pandas (~0.25 s): only when a query runs
+
         self.offline = offline
         self.specs = list(specs)
         self.con = duckdb.connect(":memory:")
