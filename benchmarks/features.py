@@ -153,17 +153,20 @@ def redis_get_floor(url: str, keys: Sequence[bytes]) -> tuple[float, float]:
             reader.feed(sock.recv(65536))
         return reply
 
-    get(b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%b\r\n" % (len(rest), rest.encode()))
+    if get(b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%b\r\n" % (len(rest), rest.encode())) != b"OK":
+        raise RuntimeError(f"Redis refused SELECT {rest} (the bare GET takes redis://host:port/db)")
     commands = [b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(k), k) for k in keys]
     samples = []
+    found = 0
     clock = time.perf_counter
     for command in commands:
         t = clock()
-        if get(command) is None:
-            raise RuntimeError(f"bare GET found no record for {command!r}")
+        found += get(command) is not None  # an id the data lacks is a miss, as for the gets timed
         samples.append(clock() - t)
+    if not found:
+        raise RuntimeError(f"the bare GET found none of the records (keys like {keys[0]!r})")
     sock.close()
-    return percentiles_ms(samples[100:])
+    return percentiles_ms(samples[100:] if len(samples) > 200 else samples)
 
 
 def median_of(results: list[dict[str, float]]) -> dict[str, float]:

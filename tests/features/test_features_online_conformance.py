@@ -480,7 +480,7 @@ def test_sqlite_connections_use_wal_and_mapped_reads(tmp_path: Any) -> None:
             open_online_store(f"sqlite:///{tmp_path / 'online.db'}{bad}")
 
 
-def test_redis_database_the_server_lacks_is_a_config_error(redis_prefix: str) -> None:
+def test_redis_url_the_server_refuses_is_a_config_error(redis_prefix: str) -> None:
     from tideml.features.online.redis import RedisOnlineStore
 
     store = RedisOnlineStore(f"redis://127.0.0.1:6379/99?prefix={redis_prefix}")
@@ -489,3 +489,7 @@ def test_redis_database_the_server_lacks_is_a_config_error(redis_prefix: str) ->
             call()
         assert "DB index is out of range" in str(err.value) and err.value.field == "url"
     store.close()
+    wrong = RedisOnlineStore(f"redis://nobody:wrong@127.0.0.1:6379/15?prefix={redis_prefix}")
+    with pytest.raises(ConfigError, match="invalid username-password pair"):  # not "cannot reach"
+        wrong.ping()
+    wrong.close()

@@ -385,7 +385,13 @@ def test_an_empty_input_creates_no_group_and_warns_an_existing_one(fs: FeatureSt
     header.write_text("policy_id,event_time,x\n")
     with pytest.raises(ValidationError, match="no rows to infer"):
         fs.ingest("g", header, record_identifier="policy_id", event_time="event_time", progress=False)
+    with pytest.raises(ValidationError, match="no rows to infer"):
+        fs.create_group_from_frame("g", header, record_identifier="policy_id", event_time="event_time")
     assert fs.list_groups() == []
+    typed = pl.DataFrame(schema={"policy_id": pl.Int64, "event_time": pl.Int64, "x": pl.Float64})
+    fs.create_group_from_frame("typed", typed, record_identifier="policy_id", event_time="event_time")
+    assert fs.spec("typed").feature("x").type.value == "Fractional"
+    fs.delete_group("typed")
     frame = pl.DataFrame({"policy_id": [1], "event_time": [1], "x": [0.5]})
     fs.ingest("g", frame, record_identifier="policy_id", event_time="event_time", progress=False)
     report = fs.ingest("g", header, progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from tideml.errors import ValidationError
+from tideml.errors import Conflict, ValidationError
 from tideml.features import FeatureStore
 from tideml.workspace import Workspace
 
@@ -146,3 +147,37 @@ def test_unknown_view_and_bad_syntax_are_clear(loaded: FeatureStore) -> None:
     with pytest.raises(ValidationError) as err:
         loaded.query("select getenv('HOME')")
     assert "getenv" in str(err.value) and "function" in (err.value.fix or "")
+
+
+def test_explain_reads_past_comments(loaded: FeatureStore) -> None:
+    for sql in (
+        "EXPLAIN /* why */ SELECT count(*) FROM claims",
+        "EXPLAIN -- note\nSELECT 1",
+        "/* c */ EXPLAIN ANALYZE (FORMAT json) /* c */ SELECT 1",
+    ):
+        assert loaded.query(sql).height >= 1
+    with pytest.raises(ValidationError, match="COPY statements are not allowed"):
+        loaded.query("EXPLAIN ANALYZE /* x */ COPY (select 1) TO 'x.csv'")
+
+
+def test_files_gone_under_a_query_are_a_conflict_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    fs = FeatureStore(ws)
+    frame = pl.DataFrame({"id": [1, 2], "t": [100.0, 4000.0], "x": [1.0, 2.0]})  # two hour files
+    fs.ingest("g", frame, record_identifier="id", event_time="t", progress=False)
+    files = sorted(Path(fs.offline.location("g")).rglob("*.parquet"))
+    with fs.sql_engine() as engine:  # opened, then a file goes away (as a compaction would do)
+        files[0].rename(tmp_path / "moved.parquet")
+        with pytest.raises(Conflict, match="run the query again"):
+            engine.query("select count(*) from g")
+        private = Path(engine._tmp)
+    made: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1])
+    with pytest.raises(Conflict, match="offline files changed"):  # gone before the engine opens
+        fs.query("select count(*) from g")
+    assert made and not [p for p in [private, *map(Path, made)] if p.exists()]
+    fs.close()
+    ws.close()

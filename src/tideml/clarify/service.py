@@ -4,7 +4,6 @@ records lineage (data + model → Report) through `ws.lineage.action`. The compu
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import xgboost as xgb
 
+from tideml.artifacts import file_sha256
 from tideml.clarify.config import AnalysisConfig, ShapConfig, load_config, parse_config
 from tideml.clarify.job import AnalysisOutput, load_dataset, run_analysis
 from tideml.clarify.model import Model, as_model, load_booster
@@ -36,14 +36,6 @@ class ClarifyRun:
     files: dict[str, Path] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     action_id: int | None = None
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ClarifyService:
@@ -77,7 +69,7 @@ class ClarifyService:
         if isinstance(model, str | Path):
             path = Path(model).expanduser().resolve()
             m = Model(booster=load_booster(path), name=path.name)
-            digest = _sha256_file(path)
+            digest = file_sha256(path)
             return m, ArtifactSpec("Model", path.as_uri(), sha256=digest, name=path.name)
         m = as_model(model)
         if m.booster is not None:
@@ -98,7 +90,7 @@ class ClarifyService:
             # A path goes through load_dataset: the config may join side files (facets, predictions).
             path = Path(str(source).removeprefix("file://")).expanduser().resolve()
             frame = load_dataset(config, path)
-            spec = ArtifactSpec("Dataset", path.as_uri(), sha256=_sha256_file(path), name=path.name)
+            spec = ArtifactSpec("Dataset", path.as_uri(), sha256=file_sha256(path), name=path.name)
             return frame, spec
         table = resolve_table(self.ws, data)  # frames and dataset artifacts: one hash for every service
         return table.frame, table.lineage

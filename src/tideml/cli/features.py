@@ -19,7 +19,7 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from tideml.artifacts import atomic_write, check_output_file
-from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json
+from tideml.cli._app import JsonOption, WorkspaceOption, app, console, emit_json, open_workspace
 from tideml.errors import NotFound, ValidationError
 
 if TYPE_CHECKING:
@@ -44,9 +44,7 @@ QUERY_SUFFIXES = (".parquet", ".csv")
 
 @contextmanager
 def _store(workspace: Path | None) -> Iterator[FeatureStore]:
-    from tideml.workspace import Workspace
-
-    with Workspace.open(workspace) as ws:  # closing the workspace closes its feature store
+    with open_workspace(workspace) as ws:  # closing the workspace closes its feature store
         yield ws.features
 
 

@@ -159,6 +159,17 @@ class _InputHash:
         self._stop.set()
 
 
+def _check_types_known(group: str, path: Path | None, frame: pl.DataFrame) -> None:
+    """A CSV's column types come from its rows: a header alone would make every feature a String."""
+    if frame.height == 0 and path is not None and path.suffix.lower() in (".csv", ".txt"):
+        raise ValidationError(
+            "the CSV has no rows to infer the group's feature types from; nothing was created",
+            obj=f"feature group {group}",
+            field="data",
+            fix="ingest data with rows, or create the group with its types first",
+        )
+
+
 _DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -278,7 +289,9 @@ class FeatureStore:
         ttl: TtlDuration | str | None = None,
     ) -> FeatureGroup:
         """Create a group whose features are inferred from a frame's schema (int, float, text)."""
-        frame = read_data(data) if isinstance(data, str | Path) else to_polars(data)
+        path = Path(data) if isinstance(data, str | Path) else None
+        frame = read_data(path) if path is not None else to_polars(data)
+        _check_types_known(name, path, frame)
         for column, what in ((record_identifier, "record identifier"), (event_time, "event time")):
             if column not in frame.columns:
                 raise ValidationError(
@@ -625,13 +638,8 @@ class FeatureStore:
             )
         path = Path(data).resolve() if isinstance(data, str | Path) else None
         frame = read_data(path, spec) if path is not None else to_polars(data, obj=f"feature group {group}")
-        if spec is None and frame.height == 0:  # a CSV header alone would make every feature a String
-            raise ValidationError(
-                "the input has no rows to infer the group's feature types from; nothing was created",
-                obj=f"feature group {group}",
-                field="data",
-                fix="ingest data with rows, or create the group with its types first",
-            )
+        if spec is None:
+            _check_types_known(group, path, frame)
         source = _InputHash(path, frame, f"{group} input")
         try:
             spec, batch, origin = self._prepare_ingest(

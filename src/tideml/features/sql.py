@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import duckdb
 import polars as pl
 
-from tideml.errors import ValidationError
+from tideml.errors import Conflict, TideError, ValidationError
 from tideml.features.offline import OfflineStore, arrow_schema
 from tideml.features.spec import FeatureGroupSpec, FeatureType
 
@@ -91,6 +91,15 @@ def latest_relation_sql(spec: FeatureGroupSpec, source: str) -> str:
     )
 
 
+def _changed(exc: BaseException) -> Conflict:
+    return Conflict(
+        f"the offline files changed while the query started or ran ({str(exc).splitlines()[0]})",
+        obj="feature store query",
+        field="sql",
+        fix="run the query again (a compaction or a group deletion replaced the files it listed)",
+    )
+
+
 class SqlEngine:
     """A sandboxed DuckDB connection with a view per group and per group's latest records."""
 
@@ -109,23 +118,32 @@ class SqlEngine:
         # DuckDB allows its temp folder (default ./.tmp, where a query's spill goes); a private one
         # keeps anyone else's files out of the query's reach
         self._tmp = tempfile.mkdtemp(prefix="tide-sql-")
-        self.con.execute(f"SET temp_directory = {quote_literal(self._tmp)}")
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
-        for i, spec in enumerate(self.specs):
-            schema = arrow_schema(spec)  # the current schema: columns a file predates read as null
-            paths = offline.paths(spec.name)
-            source = f"__tide_group{i}"
-            self.con.register(source, pads.dataset(paths, schema=schema) if paths else schema.empty_table())
-            view = quote_ident(spec.name)
-            self.con.execute(f"CREATE VIEW {view} AS SELECT * FROM {source}")
-            self.con.execute(
-                f"CREATE VIEW {quote_ident(spec.name + '_latest')} AS {latest_relation_sql(spec, view)}"
-            )
-        self.con.execute("SET autoinstall_known_extensions = false")
-        self.con.execute("SET autoload_known_extensions = false")
-        self.con.execute("SET enable_external_access = false")
-        self.con.execute("SET lock_configuration = true")
+        try:
+            self.con.execute(f"SET temp_directory = {quote_literal(self._tmp)}")
+            if threads:
+                self.con.execute(f"SET threads = {int(threads)}")
+            for i, spec in enumerate(self.specs):
+                schema = arrow_schema(spec)  # the current schema: columns a file predates read as null
+                paths = offline.paths(spec.name)
+                source = f"__tide_group{i}"
+                self.con.register(
+                    source, pads.dataset(paths, schema=schema) if paths else schema.empty_table()
+                )
+                view = quote_ident(spec.name)
+                self.con.execute(f"CREATE VIEW {view} AS SELECT * FROM {source}")
+                self.con.execute(
+                    f"CREATE VIEW {quote_ident(spec.name + '_latest')} AS {latest_relation_sql(spec, view)}"
+                )
+            self.con.execute("SET autoinstall_known_extensions = false")
+            self.con.execute("SET autoload_known_extensions = false")
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+        except FileNotFoundError as exc:  # compacted or deleted since the manifest was read
+            self.close()
+            raise _changed(exc) from exc
+        except BaseException:  # no connection or folder left behind
+            self.close()
+            raise
 
     @property
     def views(self) -> list[str]:
@@ -172,10 +190,12 @@ class SqlEngine:
     def _explained(sql: str) -> str:
         """The type of the statement an EXPLAIN wraps (parsed on its own, after EXPLAIN, ANALYZE and
         parenthesised options), or "UNKNOWN" when that does not parse as one statement."""
-        tokens = [(o, k) for o, k in duckdb.tokenize(sql) if k != duckdb.token_type.comment]
-        ends = [o for o, _ in tokens[1:]] + [len(sql)]
+        every = duckdb.tokenize(sql)
+        ends = [o for o, _ in every[1:]] + [len(sql)]  # a token ends where the next (or a comment) starts
         depth = 0
-        for (offset, _), end in zip(tokens, ends, strict=True):
+        for (offset, kind), end in zip(every, ends, strict=True):
+            if kind == duckdb.token_type.comment:
+                continue
             text = sql[offset:end].strip()
             if text == "(":
                 depth += 1
@@ -191,8 +211,10 @@ class SqlEngine:
                 break
         return "UNKNOWN"
 
-    def _error(self, exc: Exception, sql: str) -> ValidationError:
+    def _error(self, exc: Exception, sql: str) -> TideError:
         text = str(exc).splitlines()[0]
+        if "registered as '__tide_group" in text:  # a file went away under the scan (compaction)
+            return _changed(exc)
         if isinstance(exc, duckdb.PermissionException):
             return ValidationError(
                 f"refused: the query tried to read or write outside the feature store ({text})",
@@ -200,7 +222,7 @@ class SqlEngine:
                 field="sql",
                 fix="query only the group views; files, databases and extensions are off limits",
             )
-        if isinstance(exc, duckdb.CatalogException) and "function" in text.lower():
+        if isinstance(exc, duckdb.CatalogException) and "function with name" in text.lower():
             return ValidationError(
                 text,
                 obj="feature store query",

@@ -20,7 +20,6 @@ Labels (`read_labels`) are flat `{inference_id, label}` rows or the managed grou
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import orjson
 import polars as pl
 import pydantic
 
+from tideml.artifacts import file_sha256
 from tideml.errors import NotFound, ValidationError
 
 __all__ = [
@@ -127,14 +127,6 @@ def resolve_files(source: str | os.PathLike[str]) -> list[Path]:
         if q.is_file() and not q.name.startswith(".") and not q.name.endswith((".tmp", ".partial"))
     )
     return files
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _first_bad_line(path: Path) -> tuple[int, str, bool] | None:
@@ -506,7 +498,9 @@ def _load(
             continue
         parts.append((frame, str(path)))
         files.append(
-            SourceFile(path.resolve(), _sha256(path) if hash_files else "", path.stat().st_size, frame.height)
+            SourceFile(
+                path.resolve(), file_sha256(path) if hash_files else "", path.stat().st_size, frame.height
+            )
         )
     return parts, files, os.fspath(source)
 

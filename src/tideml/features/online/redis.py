@@ -207,7 +207,7 @@ class RedisOnlineStore(OnlineStore):
         database number it does not have, a wrong password) is the URL's fault, not an outage."""
         try:
             return self._client.connection_pool.get_connection()
-        except redis.exceptions.ResponseError as exc:
+        except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
             parts = urlsplit(self.url)
             raise ConfigError(
                 f"Redis at {parts.hostname}:{parts.port or 6379} refused the connection's setup ({exc})",
