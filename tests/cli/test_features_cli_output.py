@@ -9,23 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tideml.cli import main
+from tide_cli import tide
 from tideml.cli._app import console
 from tideml.workspace import Workspace
 
 WIDE_COLUMNS = [f"customer_attribute_{i:02d}" for i in range(14)]
 LONG_GROUP = "customers_policy_features_for_fraud_2024"
-
-
-def tide(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)

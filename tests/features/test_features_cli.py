@@ -12,20 +12,9 @@ import polars as pl
 import pytest
 
 import tideml.cli.features  # noqa: F401  -- registers the command group (the lead wires it in cli/__init__)
-from tideml.cli import main
+from tide_cli import tide
 from tideml.features import FeatureStore
 from tideml.workspace import Workspace
-
-
-def tide(capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capfd.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

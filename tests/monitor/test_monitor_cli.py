@@ -9,19 +9,9 @@ import polars as pl
 import pytest
 
 import tideml.cli.monitor  # noqa: F401  -- registers `tide monitor` (the lead adds it to cli/__init__)
-from tideml.cli import main
+from tide_cli import tide
 from tideml.datasets.drift import AutoclaimsDrift
 from tideml.workspace import Workspace
-
-
-def tide(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

@@ -9,20 +9,10 @@ import pytest
 import tide_pipeline_samples as samples
 
 import tideml.cli.pipelines  # noqa: F401  -- registers `tide pipeline` (until cli/__init__ imports it)
-from tideml.cli import main
+from tide_cli import tide
 from tideml.workspace import Workspace
 
 SAMPLES = Path(samples.__file__).resolve()
-
-
-def tide(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_run_list_show_as_json(workspace: Workspace, marks: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,18 +11,8 @@ import polars as pl
 import pytest
 
 import tideml.cli.train  # noqa: F401  -- registers `tide train` (the lead adds it to tideml.cli)
-from tideml.cli import main
+from tide_cli import tide
 from tideml.workspace import Workspace
-
-
-def tide(capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capfd.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

@@ -9,18 +9,10 @@ import polars as pl
 import pytest
 
 import tideml.cli.wrangle  # noqa: F401  -- registers the command group
+from tide_cli import tide
 from tideml import Workspace
-from tideml.cli import main
 
 FLOWS = Path(__file__).resolve().parents[2] / "examples" / "autoclaims" / "flows"
-
-
-def tide(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 0), out, err
 
 
 @pytest.fixture
