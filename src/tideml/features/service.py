@@ -32,7 +32,6 @@ from tideml.artifacts import (
 from tideml.errors import NotFound, ValidationError
 from tideml.features._time import MonotonicClock, format_iso, instant_to_us, us_to_datetime
 from tideml.features.catalog import GroupCatalog, GroupRecord, iso_utc
-from tideml.features.dataset import build_dataset
 from tideml.features.ingest import (
     IngestReport,
     PreparedBatch,
@@ -52,11 +51,11 @@ from tideml.features.spec import (
     TtlDuration,
     infer_feature_definitions,
 )
-from tideml.features.sql import SqlEngine, quote_ident
 from tideml.lineage import ArtifactSpec
 from tideml.meta.features_tables import FeatureDatasetRow
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # dataset and sql (DuckDB, numpy) load when a dataset or query is asked for
+    from tideml.features.sql import SqlEngine
     from tideml.workspace import Workspace
 
 __all__ = ["BatchGetResult", "DatasetResult", "DeleteReport", "FeatureGroup", "FeatureStore"]
@@ -764,6 +763,8 @@ class FeatureStore:
     # -- SQL ---------------------------------------------------------------------------------------
     def sql_engine(self) -> SqlEngine:
         """A sandboxed DuckDB connection over every group (views `g` and `g_latest`)."""
+        from tideml.features.sql import SqlEngine
+
         return SqlEngine(self.offline, [r.spec for r in self.catalog.list_all() if r.spec.offline.enabled])
 
     def read_latest(self, group: str, features: Sequence[str] | None = None) -> pl.DataFrame:
@@ -778,6 +779,8 @@ class FeatureStore:
                 field="features",
                 fix=f"use features of the group: {', '.join(spec.feature_names[:15])}",
             )
+        from tideml.features.sql import quote_ident
+
         select = ", ".join(quote_ident(c) for c in columns)
         return self.query(f"SELECT {select} FROM {quote_ident(group + '_latest')}")
 
@@ -855,6 +858,8 @@ class FeatureStore:
                     field="event_time_range",
                     fix="give the earlier instant first (CLI: --start before --end)",
                 )
+        from tideml.features.dataset import build_dataset
+
         result = build_dataset(
             self.offline,
             {g: r.spec for g, r in records.items()},

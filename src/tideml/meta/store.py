@@ -6,13 +6,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -24,9 +20,18 @@ from tideml.artifacts import ArtifactRef
 from tideml.errors import ConfigError, Conflict, NotFound, StoreUnavailable
 from tideml.meta.models import Blob, Ref
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 __all__ = ["MetadataStore"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# The migration heads in the package (one per independent branch of parts' migrations). Opening a
+# store at head compares the database's revisions with these and never imports Alembic (~0.1 s of
+# every `tide` command); tests/meta checks them against Alembic's own reading of the migrations.
+HEADS = frozenset(
+    {"0003_features", "0003_monitor", "0003_pipelines", "0003_registry", "0003_serving", "0003_train"}
+)
 # Alembic's `context` is process-global; threads of one process migrate one at a time. Other processes
 # are kept apart by a PostgreSQL advisory lock (migrations/env.py) or SQLite's write lock.
 _MIGRATION_LOCK = threading.Lock()
@@ -75,6 +80,8 @@ def _create_engine(url: str) -> Engine:
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -108,21 +115,28 @@ class MetadataStore:
         """Apply every pending Alembic migration (a no-op when the schema is at head)."""
         try:
             with _MIGRATION_LOCK, self.engine.begin() as conn:
-                if self.current_revisions(conn) != self.head_revisions():
+                if self.current_revisions(conn) != HEADS:
+                    from alembic import command
+
                     command.upgrade(_alembic_config(conn), "heads")
         except OperationalError as exc:
             raise self._unavailable(exc) from exc
 
     def head_revisions(self) -> set[str]:
-        """The migration heads in the package (one per independent branch of parts' migrations)."""
+        """The migration heads in the package, as Alembic reads them from the migration scripts."""
+        from alembic.script import ScriptDirectory
+
         return set(ScriptDirectory(str(_MIGRATIONS)).get_heads())
 
     def current_revisions(self, conn: sa.Connection | None = None) -> set[str]:
-        """The revisions the database is at."""
+        """The revisions the database is at (Alembic's `alembic_version` table; none before the first
+        migration)."""
         if conn is None:
             with self.engine.connect() as own:
-                return set(MigrationContext.configure(own).get_current_heads())
-        return set(MigrationContext.configure(conn).get_current_heads())
+                return self.current_revisions(own)
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return set()
+        return {row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
