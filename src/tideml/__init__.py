@@ -7,9 +7,9 @@ pydantic until something needs them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tideml._lazy import lazy_attributes
 from tideml.errors import (
     ConfigError,
     Conflict,
@@ -45,24 +45,14 @@ __all__ = [
     "load_settings",
 ]
 
-# Public names imported on first access: name -> module that defines it.
-_LAZY: dict[str, str] = {
-    "ArtifactRef": "tideml.artifacts",
-    "ArtifactStore": "tideml.artifacts",
-    "Settings": "tideml.config",
-    "load_settings": "tideml.config",
-    "Workspace": "tideml.workspace",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+# Public names imported on first access: name -> submodule that defines it.
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "ArtifactRef": "artifacts",
+        "ArtifactStore": "artifacts",
+        "Settings": "config",
+        "load_settings": "config",
+        "Workspace": "workspace",
+    },
+)

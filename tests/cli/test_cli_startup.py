@@ -70,18 +70,14 @@ def tide_calls(*argvs: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_import_tideml_loads_only_the_errors() -> None:
-    assert loaded_after("import tideml") == ["tideml", "tideml.errors"]
+def test_import_tideml_loads_only_the_errors_and_the_lazy_loader() -> None:
+    assert loaded_after("import tideml") == ["tideml", "tideml._lazy", "tideml.errors"]
 
 
 def test_import_cli_and_root_help_load_no_command_module() -> None:
-    assert loaded_after("import tideml.cli") == ["tideml", "tideml.cli", "tideml.cli._app", "tideml.errors"]
-    assert loaded_after(tide_calls(["--help"])) == [
-        "tideml",
-        "tideml.cli",
-        "tideml.cli._app",
-        "tideml.errors",
-    ]
+    expected = ["tideml", "tideml._lazy", "tideml.cli", "tideml.cli._app", "tideml.errors"]
+    assert loaded_after("import tideml.cli") == expected
+    assert loaded_after(tide_calls(["--help"])) == expected
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

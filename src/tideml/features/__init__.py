@@ -12,8 +12,9 @@ core and work without a workspace:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tideml._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from tideml.features.dataset import DatasetTable, FeatureRef, build_dataset
@@ -65,44 +66,33 @@ __all__ = [
     "prepare_batch",
 ]
 
-# name -> module: each loads on first use, so `tideml.features.service` (every `tide features`
+# name -> submodule: each loads on first use, so `tideml.features.service` (every `tide features`
 # command) does not import DuckDB and numpy with the dataset and SQL modules until they are needed
 _WHERE: dict[str, str] = {
-    "BatchGetResult": "tideml.features.service",
-    "CompactionReport": "tideml.features.offline",
-    "DatasetResult": "tideml.features.service",
-    "DatasetTable": "tideml.features.dataset",
-    "DeleteReport": "tideml.features.service",
-    "FeatureDefinition": "tideml.features.spec",
-    "FeatureGroup": "tideml.features.service",
-    "FeatureGroupSpec": "tideml.features.spec",
-    "FeatureRef": "tideml.features.dataset",
-    "FeatureStore": "tideml.features.service",
-    "FeatureType": "tideml.features.spec",
-    "IngestReport": "tideml.features.ingest",
-    "OfflineStore": "tideml.features.offline",
-    "OfflineStoreConfig": "tideml.features.spec",
-    "OnlineStore": "tideml.features.online",
-    "OnlineStoreConfig": "tideml.features.spec",
-    "PreparedBatch": "tideml.features.ingest",
-    "SqlEngine": "tideml.features.sql",
-    "TtlDuration": "tideml.features.spec",
-    "build_dataset": "tideml.features.dataset",
-    "infer_feature_definitions": "tideml.features.spec",
-    "ingest_frame": "tideml.features.ingest",
-    "open_online_store": "tideml.features.online",
-    "prepare_batch": "tideml.features.ingest",
+    "BatchGetResult": "service",
+    "CompactionReport": "offline",
+    "DatasetResult": "service",
+    "DatasetTable": "dataset",
+    "DeleteReport": "service",
+    "FeatureDefinition": "spec",
+    "FeatureGroup": "service",
+    "FeatureGroupSpec": "spec",
+    "FeatureRef": "dataset",
+    "FeatureStore": "service",
+    "FeatureType": "spec",
+    "IngestReport": "ingest",
+    "OfflineStore": "offline",
+    "OfflineStoreConfig": "spec",
+    "OnlineStore": "online",
+    "OnlineStoreConfig": "spec",
+    "PreparedBatch": "ingest",
+    "SqlEngine": "sql",
+    "TtlDuration": "spec",
+    "build_dataset": "dataset",
+    "infer_feature_definitions": "spec",
+    "ingest_frame": "ingest",
+    "open_online_store": "online",
+    "prepare_batch": "ingest",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)

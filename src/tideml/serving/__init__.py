@@ -13,8 +13,9 @@ Heavy modules (FastAPI, the feature store, xgboost) load only when the name that
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tideml._lazy import lazy_attributes
 from tideml.serving.treeeval import CompiledTrees
 
 if TYPE_CHECKING:
@@ -111,12 +112,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tideml.serving' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"tideml.serving.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)
