@@ -72,6 +72,9 @@ class BatchGetResult:
     missing: list[tuple[str, str]] = field(default_factory=list)
 
 
+DeleteOutcome = Literal["deleted", "newer-kept", "absent", "skipped"]
+
+
 @dataclass(frozen=True)
 class DeleteReport:
     """What a delete did. `online`: "deleted" (a soft delete's tombstone or a hard delete took
@@ -79,7 +82,7 @@ class DeleteReport:
     "absent" (a hard delete found no record) or "skipped" (not asked, or the group has no online
     store). `offline`: a tombstone was appended to the offline store."""
 
-    online: Literal["deleted", "newer-kept", "absent", "skipped"]
+    online: DeleteOutcome
     offline: bool
 
 
@@ -570,7 +573,7 @@ class FeatureStore:
         key = self._id_key(spec, record_id)
         ev = instant_to_us(event_time, obj=f"feature group {group}", field="event_time")
         stores = set(target_stores or ("online", "offline"))
-        online: Literal["deleted", "newer-kept", "absent", "skipped"] = "skipped"
+        online: DeleteOutcome = "skipped"
         if "online" in stores and spec.online.enabled:
             if mode == "hard":
                 online = "deleted" if self.online.hard_delete(group, key, ev) else "absent"
@@ -851,13 +854,6 @@ class FeatureStore:
         rng = None
         if event_time_range is not None:
             rng = (us(event_time_range[0], "event_time_range"), us(event_time_range[1], "event_time_range"))
-            if rng[0] is not None and rng[1] is not None and rng[0] > rng[1]:
-                raise ValidationError(
-                    "the event-time range ends before it starts",
-                    obj="dataset request",
-                    field="event_time_range",
-                    fix="give the earlier instant first (CLI: --start before --end)",
-                )
         from tideml.features.dataset import build_dataset
 
         result = build_dataset(
