@@ -311,14 +311,6 @@ def build_dataset(
             field="recent_records",
             fix="use mode='all' with recent_records=n (asof already keeps the most recent record)",
         )
-    lo_us, hi_us = event_time_range or (None, None)
-    if lo_us is not None and hi_us is not None and lo_us > hi_us:
-        raise ValidationError(
-            "the event-time range ends before it starts",
-            obj="dataset request",
-            field="event_time_range",
-            fix="give the earlier instant first (CLI: --start before --end)",
-        )
     refs, label_ref = parse_feature_refs(features, specs, label)
     groups: list[str] = list(
         dict.fromkeys([r.group for r in refs] + ([label_ref.group] if label_ref else []))

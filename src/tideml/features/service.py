@@ -854,6 +854,14 @@ class FeatureStore:
         rng = None
         if event_time_range is not None:
             rng = (us(event_time_range[0], "event_time_range"), us(event_time_range[1], "event_time_range"))
+            # the core reads an inverted range as an empty one; from a user it is a mistake
+            if rng[0] is not None and rng[1] is not None and rng[0] > rng[1]:
+                raise ValidationError(
+                    "the event-time range ends before it starts",
+                    obj="dataset request",
+                    field="event_time_range",
+                    fix="give the earlier instant first (CLI: --start before --end)",
+                )
         from tideml.features.dataset import build_dataset
 
         result = build_dataset(
