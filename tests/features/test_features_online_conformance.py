@@ -129,6 +129,25 @@ def test_ttl_is_enforced_on_read(online_store: OnlineStore) -> None:
     assert online_store.read("g", "expired") is None
 
 
+def test_read_payload_serves_only_live_records(online_store: OnlineStore) -> None:
+    """The single-id read path agrees with `read` + `visible`: tombstones, expired records and
+    absent ids are None, whatever the backend's shortcut."""
+    now = time.time_ns() // 1000
+    put(online_store, "g", "plain", 100, "p")
+    put(online_store, "g", "live", 100, "l", expires=now + 3_600_000_000)
+    put(online_store, "g", "expired", 100, "e", expires=now - 10_000_000)
+    put(online_store, "g", "deleted", 100, "d")
+    tombstone(online_store, "g", "deleted", 200)
+    cases = [("plain", "p"), ("live", "l"), ("expired", None), ("deleted", None), ("absent", None)]
+    for rid, expected in cases:
+        payload = online_store.read_payload("g", rid)
+        assert (None if payload is None else decode_payload(payload)["v"]) == expected, rid
+        assert expected == value_of(online_store, "g", rid, now), rid
+    # an explicit instant: served before the expiry, not at it
+    assert online_store.read_payload("g", "live", now + 3_599_000_000) is not None
+    assert online_store.read_payload("g", "live", now + 3_600_000_000) is None
+
+
 def test_read_many_keeps_order_and_spans_groups(online_store: OnlineStore) -> None:
     for i in range(5):
         put(online_store, "g1", str(i), 10, i)

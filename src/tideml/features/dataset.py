@@ -171,12 +171,14 @@ def _order_by_id(rows: pl.DataFrame, rid: str, et: str, id_lo: int, id_hi: int) 
     """The positions of `rows` in (id, event time) order, by one sort of (id, position) values, when
     the rows come in event-time order (one ingest's hour files, each sorted by time, read in time
     order) and the values fit in 63 bits; else None. A sort of values is cheaper than an arg sort of
-    (id, event time) keys (1M rows: ~20 ms against ~35 ms; 1M x 10M: the match 1.08 -> 0.74 s)."""
+    (id, event time) keys (1M rows: ~20 ms against ~35 ms; 1M x 10M: the match 1.08 -> 0.74 s), and
+    numpy's (SIMD) sort of int64 is cheaper than polars' (1M: 21 against 32 ms; 10M: 169 against 215)."""
     row_bits = max(rows.height - 1, 1).bit_length()
     if (id_hi - id_lo).bit_length() + row_bits > 63 or not rows.get_column(et).is_sorted():
         return None
     by_id = rows.select((pl.col(rid) - id_lo) * (1 << row_bits) + pl.int_range(pl.len(), dtype=pl.Int64))
-    order: np.ndarray = by_id.to_series().sort().to_numpy() & ((1 << row_bits) - 1)
+    order: np.ndarray = np.sort(by_id.to_series().to_numpy())
+    order &= (1 << row_bits) - 1  # in place: np.sort returned a copy
     return order
 
 

@@ -467,10 +467,10 @@ class FeatureStore:
             )
         # an int is its own key whatever the id type (checking the type first costs a get 0.5 µs)
         key = str(record_id) if type(record_id) is int else self._id_key(spec, record_id)
-        stored = self.online.read(group, key)
-        if stored is None or stored.payload is None or not stored.visible(time.time_ns() // 1000):
+        payload = self.online.read_payload(group, key)
+        if payload is None:
             return None
-        values = decode_payload(stored.payload)
+        values = decode_payload(payload)
         if feature_names:
             return {f: values.get(f) for f in feature_names}
         return values

@@ -8,12 +8,14 @@ backend lives here or in the conformance suite (`tests/features/test_features_on
   wins), atomically, so concurrent writers cannot let an older record win;
 * a soft delete is a write of a tombstone (no payload) under the same rule;
 * a hard delete removes the record, and is refused if the stored record is newer than the delete;
-* expiry is enforced on read (`StoredRecord.visible`), whatever the backend does to purge.
+* expiry is enforced on read (`StoredRecord.visible`, `OnlineStore.read_payload`), whatever the
+  backend does to purge.
 """
 
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -104,6 +106,16 @@ class OnlineStore(abc.ABC):
     @abc.abstractmethod
     def read(self, group: str, record_id: str) -> StoredRecord | None:
         """The stored record (tombstones and expired records included), or None."""
+
+    def read_payload(self, group: str, record_id: str, now_us: int | None = None) -> bytes | None:
+        """The payload of the record if it is served at `now_us` (default: now): stored, not a
+        tombstone, not expired; else None. The single-id read path (`get_record`): a backend may
+        answer it without building a StoredRecord."""
+        stored = self.read(group, record_id)
+        if stored is None or stored.payload is None:
+            return None
+        now = time.time_ns() // 1000 if now_us is None else now_us
+        return stored.payload if stored.visible(now) else None
 
     @abc.abstractmethod
     def read_many(self, keys: Sequence[tuple[str, str]]) -> list[StoredRecord | None]:
