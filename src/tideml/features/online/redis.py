@@ -15,11 +15,9 @@ it spins on the socket for up to `read_spin_us` (default 100, `?read_spin_us=0` 
 it sleeps: on a virtual machine an idle vCPU takes tens of microseconds to wake, more than the loopback
 round trip itself, and spinning keeps the reader's vCPU awake for the reply (bounded: a slow reply
 falls back to a blocking read). GET and MGET are safe to repeat, so a read on an idle connection the
-server has since closed (restart, `timeout`, failover) is retried once on a new one. A forked child
-forgets its parent's idle connections (an `os.register_at_fork` hook, which `os.fork`, multiprocessing
-and servers that fork in C, such as uWSGI through `PyOS_AfterFork_Child`, all run) and opens its own.
-The client's work between two reads is kept small on purpose: on a VM, Redis' idle vCPU halts a few
-microseconds after its reply, and the next read then pays for waking it.
+server has since closed (restart, `timeout`, failover) is retried once on a new one. The client's
+work between two reads is kept small on purpose: on a VM, Redis' idle vCPU halts a few microseconds
+after its reply, and the next read then pays for waking it.
 
 The key prefix (default `tide:fs:`) can be set with `?prefix=…` in the URL, so several workspaces (or
 test runs) can share one Redis database.
@@ -31,7 +29,6 @@ import itertools
 import os
 import select
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -130,26 +127,13 @@ def _pack(*args: bytes | str | int) -> bytes:
 
 @dataclass
 class _Reader:
-    """A connection kept for reads and its reply parser."""
+    """A connection kept for reads, its reply parser, and the process that opened it."""
 
     conn: Any
     parser: Any
     poller: Any
+    pid: int
     used: bool = False
-
-
-_STORES: weakref.WeakSet[RedisOnlineStore] = weakref.WeakSet()
-
-
-def _forget_parent_readers() -> None:
-    """In a forked child: the idle reading connections are the parent's sockets; drop them (the
-    parent still owns them), so each store opens its own. A hook, not a getpid() per read: that
-    system call is ~0.5 µs on a VM, a sixth of a get's own work."""
-    for store in list(_STORES):
-        store._idle = deque()
-
-
-os.register_at_fork(after_in_child=_forget_parent_readers)
 
 
 _CONNECTION_ERRORS = (
@@ -199,7 +183,6 @@ class RedisOnlineStore(OnlineStore):
                 str(exc), obj="online store", field="url", fix="use redis://host:6379/0"
             ) from exc
         self._idle: deque[_Reader] = deque()  # append/pop are atomic: no lock
-        _STORES.add(self)
         self._write = self._client.register_script(_WRITE_LUA)
         self._hard_delete = self._client.register_script(_HARD_DELETE_LUA)
 
@@ -329,13 +312,22 @@ class RedisOnlineStore(OnlineStore):
         return replies
 
     def _take_reader(self) -> _Reader:
-        try:
-            return self._idle.pop()
-        except IndexError:  # none idle (or another thread took the last one): open one
-            conn = self._call(self._connection)
+        # a getpid() per read (~0.5 µs on this VM), not an os.register_at_fork hook: uWSGI forks its
+        # workers in C and runs Python's fork hooks only with --py-call-osafterfork, and a worker
+        # reading on its master's socket could be handed another process' reply
+        pid = os.getpid()
+        while self._idle:
+            try:
+                reader = self._idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if reader.pid == pid:
+                return reader
+            # a forked child must not use its parent's socket: forget it (the parent still owns it)
+        conn = self._call(self._connection)
         poller = select.poll()
         poller.register(conn._sock, select.POLLIN)
-        return _Reader(conn, hiredis.Reader(), poller)
+        return _Reader(conn, hiredis.Reader(), poller, pid)
 
     def _discard(self, reader: _Reader) -> None:
         reader.conn.disconnect()
