@@ -341,16 +341,16 @@ def test_unique_keys_are_unknown_for_old_manifests_and_kept_through_compaction(t
 
 
 @pytest.mark.parametrize(
-    ("id_span", "joined"), [(8, "sorted-keys"), (1 << 30, "sorted-keys"), (1 << 40, "asof-event-time")]
+    ("id_span", "joined"), [(8, "sorted-keys"), (1 << 40, "sorted-keys"), (1 << 62, "asof-event-time")]
 )
 def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not_pack(
     tmp_path: Path, id_span: int, joined: str
 ) -> None:
     """Entity ids outside the group's range or null never match; entity times far before or after
     every row behave like the group's first and last instants, and times between whole seconds like
-    the second before (the group's times are whole seconds, so keys count seconds: 2^30 ids over ~3
-    years fit in 63 bits, in microseconds they would not); 2^40 ids do not fit even in seconds and
-    take DuckDB's ASOF join instead."""
+    the second before. The rows come in time order, so ids pack with row positions, not times: 2^40
+    ids fit (with times they would not, even in seconds); 2^62 ids do not fit at all and take
+    DuckDB's ASOF join instead."""
     spec = make_spec(ttl=10)
     store = OfflineStore(tmp_path)
     year = 365 * 86_400
@@ -390,14 +390,14 @@ def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not
 def by_position() -> Iterator[list[bool]]:
     """Records, per sorted-keys match, whether it ordered the rows by (id, position) values."""
     taken: list[bool] = []
-    original = dataset_module._order_by_id
+    original = dataset_module._match_in_time_order
 
     def recording(*args: Any) -> Any:
         order = original(*args)
         taken.append(order is not None)
         return order
 
-    with mock.patch.object(dataset_module, "_order_by_id", recording):
+    with mock.patch.object(dataset_module, "_match_in_time_order", recording):
         yield taken
 
 
@@ -418,6 +418,28 @@ def test_one_ingest_over_many_hours_is_matched_by_id_and_position(tmp_path: Path
     assert duck.joins == {"g": "asof-event-time"}
     assert fast.table.column("v").to_pylist() == duck.table.column("v").to_pylist()
     assert fast.table.column("v").null_count < 400
+
+
+@pytest.mark.parametrize(("step_us", "packs"), [(1_000_000, True), (1_000_001, False)])
+def test_keys_of_rows_out_of_time_order_count_whole_seconds(step_us: int, packs: bool) -> None:
+    """Rows out of time order pack (id, event time): in whole seconds when every time is one, so 2^30
+    ids over ~3 years fit in 63 bits; in microseconds they do not, and the match declines."""
+    year_s = 3 * 365 * 86_400
+    times = [0, year_s * step_us // 2, year_s * step_us]
+    rows = pl.DataFrame(
+        {
+            "n": [0, 1, 2],
+            "id": [1 << 30, 0, 5],
+            "et": pl.Series([T0 * 1_000_000 + t for t in times]).cast(pl.Datetime("us", "UTC")),
+            "is_deleted": [False, False, False],
+        }
+    )
+    rows = rows.sort("id")
+    assert not rows.get_column("et").is_sorted()  # id order is not time order
+    entity_t = pl.Series([datetime.fromtimestamp(T0 + year_s + 5, UTC)] * 2)
+    matched = dataset_module._match_sorted_keys(rows, pl.Series([5, 1 << 30]), entity_t, None)
+    assert (matched is not None) == packs
+    assert matched is None or matched.to_list() == [2, 0]
 
 
 def test_sorted_keys_match_the_same_rows_in_any_row_order() -> None:

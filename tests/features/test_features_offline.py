@@ -123,33 +123,36 @@ def test_a_batch_is_invisible_until_committed_and_gone_after_abort(tmp_path: Pat
     assert len(store.files("g")) == 1
 
 
+@pytest.mark.parametrize("n_hours", [5, 12])  # file by file in place; the dataset writer + staging
 def test_a_write_failing_halfway_leaves_no_file_behind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n_hours: int
 ) -> None:
-    """Files already renamed into their partitions belong to the transaction; staging is cleaned."""
+    """Files already renamed into their partitions belong to the transaction; temporary files and the
+    staging folder are cleaned up."""
+    import tideml.features.offline as offline
+
+    assert (n_hours > offline._FSYNC_EACH_MAX) == (n_hours == 12)
     store = OfflineStore(tmp_path)
     calls = {"n": 0}
     real_replace = os.replace
-
-    staged_names: list[str] = []
+    renamed_from: list[str] = []
 
     def failing_replace(src: object, dst: object) -> None:
         calls["n"] += 1
-        staged_names.extend(p.name for p in (tmp_path / "g" / "_staging").rglob("*") if p.is_file())
+        renamed_from.append(Path(str(src)).name)
         if calls["n"] == 3:
             raise OSError("disk full")
         real_replace(src, dst)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    hours = [h * 3600 for h in range(5)]
+    hours = [h * 3600 for h in range(n_hours)]
     with pytest.raises(OSError, match="disk full"), store.begin(SPEC) as txn:
-        txn.write(frame([1, 2, 3, 4, 5], hours, [1, 2, 3, 4, 5]), api_invocation_us=1)
+        txn.write(frame(list(range(n_hours)), hours, list(range(n_hours))), api_invocation_us=1)
     monkeypatch.setattr(os, "replace", real_replace)
     assert store.files("g") == []
-    assert [p for p in (tmp_path / "g").rglob("*") if p.is_file() and p.suffix == ".parquet"] == []
-    assert not (tmp_path / "g" / "_staging").exists() or not any((tmp_path / "g" / "_staging").iterdir())
-    # while staged, no file looks like data to a `**/*.parquet` glob (DuckDB's hive read, say)
-    assert staged_names and all(name.endswith(".parquet.part") for name in staged_names)
+    assert [p for p in (tmp_path / "g").rglob("*") if p.is_file()] == []
+    # before its rename, no file looks like data to a `**/*.parquet` glob (DuckDB's hive read, say)
+    assert len(renamed_from) == 3 and all(name.endswith(".parquet.part") for name in renamed_from)
 
 
 def test_a_batch_over_more_hours_than_open_files_is_written_whole(
@@ -214,7 +217,7 @@ def test_files_are_durable_before_they_enter_a_partition(
         assert many == ["syncfs", *["rename"] * n, "syncfs"]
     else:
         assert many == ["syncfs", *["fsync"] * n, *["rename"] * n]
-    assert few == ["fsync", "fsync", "rename", "rename"]
+    assert few == ["fsync", "rename", "fsync", "rename"]  # a small batch: each file written in place
     assert sorted(store.read_table(SPEC).column("id").to_pylist()) == sorted([*hours, 1, 2])
 
 

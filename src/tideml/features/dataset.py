@@ -167,93 +167,102 @@ def _entity_key(entities: pl.DataFrame, column: str, spec: FeatureGroupSpec) -> 
     return key
 
 
-def _order_by_id(rows: pl.DataFrame, rid: str, et: str, id_lo: int, id_hi: int) -> np.ndarray | None:
-    """The positions of `rows` in (id, event time) order, by one sort of (id, position) values, when
-    the rows come in event-time order (one ingest's hour files, each sorted by time, read in time
-    order) and the values fit in 63 bits; else None. A sort of values is cheaper than an arg sort of
-    (id, event time) keys (1M rows: ~20 ms against ~35 ms; 1M x 10M: the match 1.08 -> 0.74 s), and
-    numpy's (SIMD) sort of int64 is cheaper than polars' (1M: 21 against 32 ms; 10M: 169 against 215)."""
+def _match_in_time_order(
+    rows: pl.DataFrame, rid: str, et: str, id_lo: int, id_hi: int, entity_id: np.ndarray, t_us: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each entity row's candidate (a position in `rows`) and whether it has one, when the rows come
+    in event-time order (one ingest's hour files, each sorted by time, read in time order) and an
+    (id, position) pair fits in 63 bits; else None. `entity_id` is relative to `id_lo`.
+
+    In time order a row's position orders it among its id's rows as its event time does, so one
+    sort of (id, position) values (numpy's SIMD sort: 10M in ~0.2 s) lists each id's rows oldest
+    first, and the rows at or before an entity row's time are the first `upto` positions, `upto`
+    found by a binary search of the sorted times. The greatest value at or below (id, upto - 1) is
+    the match if its id is the entity's. Nothing is packed from times and no group-sized gather
+    reorders keys: the position is in the value itself."""
     row_bits = max(rows.height - 1, 1).bit_length()
-    if (id_hi - id_lo).bit_length() + row_bits > 63 or not rows.get_column(et).is_sorted():
+    times = rows.get_column(et)
+    if (id_hi - id_lo).bit_length() + row_bits > 63 or not times.is_sorted():
         return None
     by_id = rows.select((pl.col(rid) - id_lo) * (1 << row_bits) + pl.int_range(pl.len(), dtype=pl.Int64))
-    order: np.ndarray = np.sort(by_id.to_series().to_numpy())
-    order &= (1 << row_bits) - 1  # in place: np.sort returned a copy
-    return order
+    values = np.sort(by_id.to_series().to_numpy())
+    by_time = pl.Series(t_us).arg_sort().to_numpy()  # in order: 1M times into 10M 1.6 -> 0.24 s
+    upto = np.empty(len(t_us), np.int64)
+    upto[by_time] = np.searchsorted(times.dt.epoch("us").to_numpy(), t_us[by_time], side="right")
+    probe = (entity_id << row_bits) + (upto - 1)  # upto 0: below the id's first value, so no match
+    return _greatest_at_or_below(values, probe, row_bits, entity_id, (1 << row_bits) - 1)
 
 
-def _match_sorted_keys(
-    rows: pl.DataFrame, entity_key: pl.Series, entity_t: pl.Series, ttl_seconds: int | None
-) -> pl.Series | None:
-    """Each entity row's match among a group's candidate `rows` (columns: row number, record id,
-    event time, is_deleted; no two rows share an id and an event time), or None when the ids and
-    times (in the coarsest unit of second, millisecond or microsecond that holds every event time
-    exactly) do not pack into 63 bits.
+def _greatest_at_or_below(
+    values: np.ndarray, probe: np.ndarray, shift: int, entity_id: np.ndarray, payload_mask: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each probe, the position of the greatest sorted value <= it (or its low bits with
+    `payload_mask`) and whether that value has the probe's id (the bits from `shift` up). The probes
+    are searched in sorted order: the search then reads `values` in order."""
+    order = pl.Series(probe).arg_sort().to_numpy()
+    pos = np.empty(len(probe), np.int64)
+    pos[order] = np.searchsorted(values, probe[order], side="right") - 1
+    hit = pos.clip(0)
+    found = (pos >= 0) & (values[hit] >> shift == entity_id)
+    return (hit if payload_mask is None else values[hit] & payload_mask), found
 
-    The as-of join as one sort and a binary search: each row's key packs (id, event time, 0) and
-    each entity row's (id, time, 1) into an int64 whose order is the (id, time) order with a feature
-    row before an entity row at the same instant. The greatest feature key below an entity key is
-    then the latest row with that id at or before that time, if its id is the entity's. One sort of
-    the group's keys (1M x 10M: ~0.9 s against ~1.3 s for DuckDB's ASOF JOIN), or, when the rows
-    come in event-time order, of their (id, position) values. The match is null when there is none,
-    or it is a tombstone, or it had expired (TTL) at the entity row's time.
-    """
-    n = entity_key.len()
-    if rows.height == 0:
-        return pl.repeat(None, n, dtype=pl.Int64, eager=True)
-    rows = rows.rechunk()  # one buffer per column: gathers that do not hop between ~1,000 chunks
-    number, rid, et, deleted = rows.columns[:4]
+
+def _match_by_keys(
+    rows: pl.DataFrame, rid: str, et: str, id_lo: int, id_hi: int, entity_id: np.ndarray, t_us: pl.Series
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """`_match_in_time_order` for rows in any order: one arg sort of (id, event time, 0) keys, each
+    entity row's key (id, time, 1) searched among them (a feature row sorts before an entity row at the
+    same instant). Times are taken in the coarsest unit of second, millisecond or microsecond that
+    holds every event time exactly: et <= t exactly when et <= t floored to that unit, so 1M ids
+    over 3 years fit in 63 bits in seconds, not in microseconds. None when they do not fit."""
     us = pl.col(et).dt.epoch("us")
-    # Times in the group's own resolution: if every event time is a whole second (or millisecond),
-    # et <= t exactly when et <= t floored to that unit, so keys need 10^6 (10^3) times fewer values
-    # (1M ids over 3 years fit in seconds, not in microseconds).
     stats = rows.select(  # one parallel pass
-        pl.col(rid).min().alias("id_lo"),
-        pl.col(rid).max().alias("id_hi"),
         us.min().alias("us_lo"),
         us.max().alias("us_hi"),
         (us % 1_000_000 == 0).all().alias("whole_s"),
         (us % 1_000 == 0).all().alias("whole_ms"),
     ).row(0, named=True)
     unit = 1_000_000 if stats["whole_s"] else 1_000 if stats["whole_ms"] else 1
-    t = us // unit
-    id_lo, id_hi = int(stats["id_lo"]), int(stats["id_hi"])
     # t_lo is one unit before every row: an entity time clamped to it matches nothing
     t_lo, t_hi = int(stats["us_lo"]) // unit - 1, int(stats["us_hi"]) // unit
     shift = (t_hi - t_lo).bit_length() + 1  # + the feature/entity bit; entity times clamp to the range
     if (id_hi - id_lo).bit_length() + shift > 63:
         return None
+    scale = 1 << min(shift, 62)  # a single id (id_hi == id_lo) is 0 here anyway
+    keys = rows.select((pl.col(rid) - id_lo) * scale + (us // unit - t_lo) * 2).to_series()
+    by_key = keys.arg_sort()
+    entity_keys = entity_id * scale + ((t_us // unit).clip(t_lo, t_hi) - t_lo).to_numpy() * 2 + 1
+    hit, found = _greatest_at_or_below(keys.gather(by_key).to_numpy(), entity_keys, shift, entity_id, None)
+    return by_key.to_numpy()[hit], found
 
-    def packed(ids: pl.Expr, times: pl.Expr, entity: int) -> pl.Expr:
-        """(id, time, entity) as one non-negative int64. Computed by polars, whose allocator reuses
-        freed memory: numpy's 80 MB temporaries for a 10M-row group are fresh pages the kernel must
-        fault in, up to ~0.1 s each on this VM."""
-        id_part = (ids - id_lo) * (1 << min(shift, 62))  # a single id (id_hi == id_lo) is 0 here anyway
-        return (id_part + (times - t_lo) * 2 + entity).alias("k")
 
-    keys = rows.select(packed(pl.col(rid), t, 0)).to_series()
-    order = _order_by_id(rows, rid, et, id_lo, id_hi)
-    if order is not None:
-        sorted_keys = keys.to_numpy()[order]
-    else:
-        by_key = keys.arg_sort()
-        sorted_keys, order = keys.gather(by_key).to_numpy(), by_key.to_numpy()
+def _match_sorted_keys(
+    rows: pl.DataFrame, entity_key: pl.Series, entity_t: pl.Series, ttl_seconds: int | None
+) -> pl.Series | None:
+    """Each entity row's match among a group's candidate `rows` (columns: row number, record id,
+    event time, is_deleted; no two rows share an id and an event time), or None when ids and times
+    do not pack into 63 bits: the as-of join as one sort and a binary search
+    (`_match_in_time_order`, or `_match_by_keys` for rows out of time order), cheaper than DuckDB's
+    ASOF JOIN (1M x 10M: ~0.9 s against ~1.3 s in session 6, before the time-order match). The match
+    is null when there is none, or it is a tombstone, or it had expired (TTL) at the entity row's
+    time.
+    """
+    n = entity_key.len()
+    if rows.height == 0:
+        return pl.repeat(None, n, dtype=pl.Int64, eager=True)
+    rows = rows.rechunk()  # one buffer per column: gathers that do not hop between ~1,000 chunks
+    number, rid, et, deleted = rows.columns[:4]
+    id_lo, id_hi = (int(v) for v in rows.select(pl.col(rid).min(), pl.col(rid).max().alias("hi")).row(0))
     t_us = entity_t.dt.epoch("us")
     known = (entity_key.is_not_null() & entity_key.is_between(id_lo, id_hi)).to_numpy()
-    entity_keys = pl.select(
-        packed(
-            pl.lit(entity_key.fill_null(id_lo).clip(id_lo, id_hi)), pl.lit((t_us // unit).clip(t_lo, t_hi)), 1
-        )
-    ).to_series()
-    entity_order = entity_keys.arg_sort()  # a search in key order reads memory in order
-    pos = np.empty(n, np.int64)
-    pos[entity_order.to_numpy()] = (
-        np.searchsorted(sorted_keys, entity_keys.gather(entity_order).to_numpy()) - 1
-    )
-    hit = pos.clip(0)
-    found = known & (pos >= 0) & (sorted_keys[hit] >> shift == entity_keys.to_numpy() >> shift)
-    index = order[hit]
-    found &= ~rows.get_column(deleted).to_numpy()[index]
+    entity_id = (entity_key.fill_null(id_lo).clip(id_lo, id_hi) - id_lo).to_numpy()
+    match = _match_in_time_order(rows, rid, et, id_lo, id_hi, entity_id, t_us.to_numpy())
+    if match is None:
+        match = _match_by_keys(rows, rid, et, id_lo, id_hi, entity_id, t_us)
+        if match is None:
+            return None
+    index, found = match
+    found &= known & ~rows.get_column(deleted).to_numpy()[index]
     if ttl_seconds is not None:
         expires = rows.get_column(et).dt.epoch("us").to_numpy()[index] + ttl_seconds * 1_000_000
         found &= t_us.to_numpy() < expires
