@@ -9,7 +9,7 @@ number-of-recent-records.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -341,16 +341,24 @@ def test_unique_keys_are_unknown_for_old_manifests_and_kept_through_compaction(t
 
 
 @pytest.mark.parametrize(
-    ("id_span", "joined"), [(8, "sorted-keys"), (1 << 40, "sorted-keys"), (1 << 62, "asof-event-time")]
+    ("id_span", "in_time_order", "joined"),
+    [
+        (8, True, "sorted-keys"),
+        (8, False, "sorted-keys"),
+        (1 << 30, False, "sorted-keys"),
+        (1 << 40, True, "sorted-keys"),
+        (1 << 40, False, "asof-event-time"),
+        (1 << 62, True, "asof-event-time"),
+    ],
 )
 def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not_pack(
-    tmp_path: Path, id_span: int, joined: str
+    tmp_path: Path, id_span: int, in_time_order: bool, joined: str
 ) -> None:
     """Entity ids outside the group's range or null never match; entity times far before or after
     every row behave like the group's first and last instants, and times between whole seconds like
-    the second before. The rows come in time order, so ids pack with row positions, not times: 2^40
-    ids fit (with times they would not, even in seconds); 2^62 ids do not fit at all and take
-    DuckDB's ASOF join instead."""
+    the second before. Rows in time order pack ids with row positions: 2^40 ids fit, 2^62 do not and
+    take DuckDB's ASOF join. Rows out of time order (the time-order match declined here) pack ids
+    with times, in whole seconds since every time is one: 2^30 ids over ~3 years fit, 2^40 do not."""
     spec = make_spec(ttl=10)
     store = OfflineStore(tmp_path)
     year = 365 * 86_400
@@ -381,7 +389,9 @@ def test_sorted_keys_clamp_times_skip_unknown_ids_and_fall_back_when_keys_do_not
             "t": [float(T0 + t) for _, t in probes],
         }
     )
-    result = build_dataset(store, {"g": spec}, ["g.v"], entities=ent, entity_time="t")
+    declined = mock.patch.object(dataset_module, "_match_in_time_order", lambda *args: None)
+    with nullcontext() if in_time_order else declined:
+        result = build_dataset(store, {"g": spec}, ["g.v"], entities=ent, entity_time="t")
     assert result.joins == {"g": joined}
     assert result.table.column("v").to_pylist() == [None, 10, None, None, 70, None, None, None, 99, 99, None]
 
@@ -448,20 +458,22 @@ def test_sorted_keys_match_the_same_rows_in_any_row_order() -> None:
     rng = range(2000)
     rows = pl.DataFrame(
         {
-            "n": list(rng),
+            "n": [3 * i + 7 for i in rng],  # row numbers are not positions (filtered candidates)
             "id": [(i * 37) % 101 for i in rng],
             "et": [datetime.fromtimestamp(T0 + 60 * i, UTC) for i in rng],
             "is_deleted": [i % 13 == 0 for i in rng],
         }
     )
-    ids = pl.Series([(i * 53) % 103 for i in range(500)])
-    times = pl.Series([datetime.fromtimestamp(T0 + 250 * i, UTC) for i in range(500)])
+    # and a null id, and an entity time before every row
+    ids = pl.Series([(i * 53) % 103 for i in range(500)] + [None, 5], dtype=pl.Int64)
+    times = pl.Series([datetime.fromtimestamp(T0 + 250 * i, UTC) for i in [*range(500), 100, -10]])
     shuffled = rows.sample(fraction=1.0, shuffle=True, seed=1)
     with by_position() as taken:
         in_order = dataset_module._match_sorted_keys(rows, ids, times, ttl_seconds=3000)
         again = dataset_module._match_sorted_keys(shuffled, ids, times, 3000)
     assert taken == [True, False]  # the shuffled rows took the arg sort
-    assert in_order is not None and again is not None and in_order.null_count() not in (0, 500)
+    assert in_order is not None and again is not None and in_order.null_count() not in (0, 502)
+    assert in_order[-2:].to_list() == [None, None]
     assert in_order.to_list() == again.to_list()
     expected = []
     for e, t in zip(ids, times, strict=True):

@@ -123,7 +123,7 @@ def test_a_batch_is_invisible_until_committed_and_gone_after_abort(tmp_path: Pat
     assert len(store.files("g")) == 1
 
 
-@pytest.mark.parametrize("n_hours", [5, 12])  # file by file in place; the dataset writer + staging
+@pytest.mark.parametrize("n_hours", [8, 9])  # file by file in place; the dataset writer + staging
 def test_a_write_failing_halfway_leaves_no_file_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n_hours: int
 ) -> None:
@@ -131,7 +131,7 @@ def test_a_write_failing_halfway_leaves_no_file_behind(
     staging folder are cleaned up."""
     import tideml.features.offline as offline
 
-    assert (n_hours > offline._FSYNC_EACH_MAX) == (n_hours == 12)
+    assert (n_hours > offline._FSYNC_EACH_MAX) == (n_hours == 9)
     store = OfflineStore(tmp_path)
     calls = {"n": 0}
     real_replace = os.replace

@@ -67,6 +67,7 @@ _ORPHAN_AGE_S = 3600
 _HOUR_US = 3_600_000_000
 _BATCH_ROWS = 1 << 17  # rows per record batch handed to Arrow's file writer (its default scan size)
 _FSYNC_EACH_MAX = 8  # up to this many files an fsync each; more, one syncfs(2) where it is safe
+_SMALL_BATCH_ROWS = 1 << 17  # up to this many rows in up to _FSYNC_EACH_MAX hours: written in place
 
 
 def arrow_schema(spec: FeatureGroupSpec) -> pa.Schema:
@@ -328,9 +329,10 @@ class AppendTransaction:
         `_staging/<token>/<hour>_part-<i>.parquet.part` (neither `*.parquet` globs nor pyarrow's
         dataset discovery pick those up). The staged files are made durable (one syncfs, or an fsync
         each), then renamed into their `year=/month=/day=/hour=` folders, so a partition folder never
-        holds a torn file. Per-file Python work and one fsync per file were most of the cost of a batch
-        spanning hundreds of hours. A small batch (a few hours, up to _BATCH_ROWS rows) is written
-        file by file straight into its partition folders instead, under a temporary name.
+        holds a torn `*.parquet` file. Per-file Python work and one fsync per file were most of the cost
+        of a batch spanning hundreds of hours. A small batch (up to _FSYNC_EACH_MAX hours and
+        _SMALL_BATCH_ROWS rows) is written file by file straight into its partition folders instead,
+        each under a temporary `.tmp-….parquet.part` name until it is fsynced and renamed.
         """
         if frame.height == 0:
             return 0
@@ -384,7 +386,7 @@ class AppendTransaction:
             if progress is not None:
                 progress(rows)
 
-        if len(bounds) <= _FSYNC_EACH_MAX and n <= _BATCH_ROWS:
+        if len(bounds) <= _FSYNC_EACH_MAX and n <= _SMALL_BATCH_ROWS:
             # a small batch (a put_record, a micro-batch): each partition's rows written straight into
             # its folder (temporary name, fsync, rename), without the dataset writer's threads and a
             # staging folder, whose fixed cost was most of a one-row write (put_record p50 10.5 -> 6.0-7.8 ms)

@@ -374,7 +374,7 @@ class RedisOnlineStore(OnlineStore):
 
     def read_payload(self, group: str, record_id: str, now_us: int | None = None) -> bytes | None:
         """The header is checked in place (deleted flag, expiry), without decoding a StoredRecord."""
-        key = f"{self.prefix}{group}:{record_id}".encode()
+        key = f"{self.prefix}{group}:{record_id}".encode()  # `_key` inline: its call costs ~0.1 µs
         raw = self._read(_get_command(key))
         if raw is None or raw[17] == _DELETED:
             return None
