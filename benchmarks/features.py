@@ -104,16 +104,23 @@ def time_calls(fn: Callable[[Any], Any], args: Sequence[Any]) -> tuple[float, fl
     return percentiles_ms(samples)
 
 
+def _bare_socket(url: str) -> tuple[Any, str]:
+    """A TCP_NODELAY socket to the Redis of `redis://host:port/db`, and the database number."""
+    import socket
+
+    host, db = url.split("//", 1)[1].split("/", 1)
+    name, port = host.split(":")
+    sock = socket.create_connection((name, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock, db
+
+
 def redis_ping_floor(url: str, n: int = 5000, pause_us: int = 20) -> tuple[float, float]:
     """p50/p99 (ms) of a bare-socket PING sent `pause_us` after the previous reply and read by blocking,
     as redis-py (so Feast) reads: the round trip a blocking client cannot beat. On a VM a pause of a
     few microseconds lets Redis' vCPU halt, and a blocked reader's vCPU halts too, so both wake-ups are
     in it, as in any lookup loop (tideml's reads spin for the reply, which saves the reader's)."""
-    import socket
-
-    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
-    sock = socket.create_connection((host, int(port)))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock, _ = _bare_socket(url)
     samples = []
     clock = time.perf_counter
     for _ in range(n):
@@ -133,14 +140,10 @@ def redis_get_floor(url: str, keys: Sequence[bytes]) -> tuple[float, float]:
     awaited by spinning: no client work at all, so no client of this Redis on this machine can read a
     record faster. Feast's get over this is the most any client could be faster than Feast here."""
     import select
-    import socket
 
     import hiredis
 
-    host, rest = url.split("//", 1)[1].split("/", 1)
-    name, port = host.split(":")
-    sock = socket.create_connection((name, int(port)))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock, rest = _bare_socket(url)
     reader = hiredis.Reader()
     poller = select.poll()
     poller.register(sock, select.POLLIN)
