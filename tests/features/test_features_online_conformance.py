@@ -202,36 +202,97 @@ def test_concurrent_writers_keep_the_newest(online_url: str) -> None:
         s.close()
 
 
+class _CountingSocket:
+    """A reader's socket that records what `sendall` sends (the path of TLS and of a full buffer)."""
+
+    def __init__(self, sock: Any, sent: list[bytes]) -> None:
+        self._sock = sock
+        self._sent = sent
+
+    def sendall(self, data: bytes) -> None:
+        self._sent.append(bytes(data))
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 @pytest.mark.redis
-def test_redis_batch_read_is_one_round_trip(redis_prefix: str) -> None:
+def test_redis_batch_read_is_one_round_trip(redis_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
     from tideml.features.online.redis import RedisOnlineStore
 
     store = RedisOnlineStore(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
     for i in range(100):
         put(store, "g", str(i), 1, i)
     store.read_many([("g", "0")])  # opens a reading connection, idle again after the read
-    conn = store._idle[-1].conn
+    reader = store._idle[-1]
     sent: list[bytes] = []
+    real_write = os.write
 
-    class CountingSocket:
-        def __init__(self, sock: Any) -> None:
-            self._sock = sock
+    def counting_write(fd: int, data: bytes) -> int:
+        if fd == reader.fd:
+            sent.append(bytes(data))
+        return real_write(fd, data)
 
-        def sendall(self, data: bytes) -> None:
-            sent.append(data)
-            self._sock.sendall(data)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._sock, name)
-
-    real = conn._sock
-    conn._sock = CountingSocket(real)
+    monkeypatch.setattr(os, "write", counting_write)
+    real = reader.conn._sock
+    reader.conn._sock = _CountingSocket(real, sent)
     try:
         got = store.read_many([("g", str(i)) for i in range(100)])
     finally:
-        conn._sock = real
+        reader.conn._sock = real
     assert len(sent) == 1 and sent[0].startswith(b"*101\r\n$4\r\nMGET")
     assert all(r is not None for r in got)
+    store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("case", ["partial", "full", "tls"])
+def test_redis_reads_send_every_byte_whichever_way(
+    redis_prefix: str, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read writes its command with one `os.write`; what that leaves (a short write, or a full send
+    buffer) goes by `sendall`, and a TLS socket (no descriptor to write to) sends it all that way."""
+    import os
+
+    from tideml.features.online.redis import RedisOnlineStore
+
+    store = RedisOnlineStore(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
+    for i in range(300):
+        put(store, "g", str(i), 1, i)
+    store.read("g", "0")
+    reader = store._idle[-1]
+    real_write = os.write
+
+    def short_write(fd: int, data: bytes) -> int:
+        if fd != reader.fd:
+            return real_write(fd, data)
+        if case == "full":
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real_write(fd, bytes(data)[:7])
+
+    if case == "tls":
+        reader.fd = -1
+    else:
+        monkeypatch.setattr(os, "write", short_write)
+    sent: list[bytes] = []
+    real = reader.conn._sock
+    reader.conn._sock = _CountingSocket(real, sent)
+    try:
+        got = store.read_many([("g", str(i)) for i in range(300)])  # a reply of several recv chunks
+        one = store.read_payload("g", "7")
+    finally:
+        reader.conn._sock = real
+    assert [decode_payload(r.payload)["v"] if r and r.payload else None for r in got] == list(range(300))
+    assert one is not None and decode_payload(one)["v"] == 7
+    # sendall got each command whole, or all but the 7 bytes written ("*301\r\n$", "*2\r\n$3\r")
+    whole = case in ("full", "tls")
+    assert len(sent) == 2 and sent[0].startswith(b"*301\r\n$4\r\nMGET" if whole else b"4\r\nMGET\r\n")
+    assert sent[0].endswith(b"g:299\r\n") and sent[1].startswith(
+        b"*2\r\n$3\r\nGET" if whole else b"\nGET\r\n"
+    )
     store.close()
 
 
