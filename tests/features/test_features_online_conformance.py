@@ -523,10 +523,51 @@ def test_redis_read_spin_must_be_whole_microseconds() -> None:
         open_online_store("redis://127.0.0.1:6379/15?read_spin_us=fast")
 
 
-def test_unreachable_redis_is_a_clear_error() -> None:
-    store = open_online_store("redis://127.0.0.1:1/0")
-    with pytest.raises(StoreUnavailable, match="TIDE_ONLINE_STORE_URL"):
+@pytest.mark.redis
+def test_redis_over_a_unix_socket(tmp_path: Any) -> None:
+    """`unix:///path?db=N` reaches a real server on its socket (a second redis-server, started here)."""
+    import shutil
+    import subprocess
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (.ci/run installs and starts it)")
+    sock = tmp_path / "redis.sock"
+    proc = subprocess.Popen(
+        [server, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        store = open_online_store(f"unix://{sock}?db=3&prefix=t:")
         store.ping()
+        put(store, "g", "1", 5, "one")
+        tombstone(store, "g", "2", 7)
+        assert value_of(store, "g", "1") == "one"
+        assert store.read_payload("g", "1") is not None and store.read_payload("g", "2") is None
+        assert [r is not None for r in store.read_many([("g", "1"), ("g", "3")])] == [True, False]
+        store.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("url", "where"),
+    [
+        ("redis://user:secret@127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
+        ("unix:///nonexistent/redis.sock?db=0", "unix:///nonexistent/redis.sock"),
+    ],
+)
+def test_unreachable_redis_is_a_clear_error(url: str, where: str) -> None:
+    """The message names the server (a TCP address or a socket path), never the credentials."""
+    store = open_online_store(url)
+    with pytest.raises(StoreUnavailable, match="TIDE_ONLINE_STORE_URL") as caught:
+        store.ping()
+    assert f"cannot reach Redis at {where} (" in str(caught.value) and "secret" not in str(caught.value)
 
 
 def test_sqlite_connections_use_wal_and_mapped_reads(tmp_path: Any) -> None:

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import hiredis
 import redis
@@ -178,7 +178,12 @@ class RedisOnlineStore(OnlineStore):
             )
         self._spin_ns = int(spin) * 1000
         self.url = url
-        clean = urlunsplit(parts._replace(query=urlencode(query)))
+        # for messages, without credentials
+        unix = parts.scheme == "unix"
+        self._server = parts.path if unix else f"{parts.hostname}:{parts.port or 6379}"
+        self._safe_url = f"unix://{parts.path}" if unix else f"{parts.scheme}://{self._server}{parts.path}"
+        # the URL without tideml's options, as written (urlunsplit would turn unix:///p into unix:/p)
+        clean = url.partition("?")[0] + (f"?{urlencode(query)}" if query else "")
         try:
             self._client = redis.Redis.from_url(clean, socket_timeout=10, socket_connect_timeout=5)
         except ValueError as exc:
@@ -193,10 +198,8 @@ class RedisOnlineStore(OnlineStore):
         return f"{self.prefix}{group}:{record_id}"
 
     def _unavailable(self, exc: Exception) -> StoreUnavailable:
-        parts = urlsplit(self.url)
-        safe = f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
         return StoreUnavailable(
-            f"cannot reach Redis at {safe} ({exc})",
+            f"cannot reach Redis at {self._safe_url} ({exc})",
             obj="online store",
             field="url",
             fix="start Redis or correct [online_store] url / TIDE_ONLINE_STORE_URL",
@@ -214,9 +217,8 @@ class RedisOnlineStore(OnlineStore):
         try:
             return self._client.connection_pool.get_connection()
         except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
-            parts = urlsplit(self.url)
             raise ConfigError(
-                f"Redis at {parts.hostname}:{parts.port or 6379} refused the connection's setup ({exc})",
+                f"Redis at {self._server} refused the connection's setup ({exc})",
                 obj="online store",
                 field="url",
                 fix="use a database number the server has (0-15 by default) and the right credentials",
