@@ -616,8 +616,9 @@ def build_dataset(
                 taken[r.drop_nulls().to_numpy()] = True
                 picked = pl.Series(np.flatnonzero(taken))
                 frames[gi] = offline.read_frame(spec, files, feats, rows=picked).rechunk()
-                rank = pl.Series(np.cumsum(taken, dtype=np.int64) - 1)  # a picked row's place in frames[gi]
-                matched = matched.with_columns(rank.gather(r).alias(f"__tide_r{gi}"))
+                rank: np.ndarray = np.cumsum(taken, dtype=np.int32 if height < 2**31 else np.int64)
+                np.subtract(rank, 1, out=rank)  # a picked row's place in frames[gi]; in place: one array
+                matched = matched.with_columns(pl.Series(rank).gather(r).alias(f"__tide_r{gi}"))
             gathered: dict[str, pl.Series] = {}
             for gi, frame in frames.items():  # one select per group: its columns are gathered in parallel
                 r = matched.get_column(f"__tide_r{gi}")
