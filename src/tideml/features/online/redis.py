@@ -11,14 +11,13 @@ so concurrent writers never let an older record overwrite a newer one. TTL uses 
 Reads (GET, MGET) are the online path's latency, so they skip redis-py's per-call machinery: a read
 takes an idle connection (opened and authenticated by redis-py) from the store's own free list, writes
 the command bytes itself (one `os.write` on a plain socket), parses the reply with hiredis and puts the
-connection back. After sending,
-it spins on the socket for up to `read_spin_us` (default 100, `?read_spin_us=0` to turn it off) before
-it sleeps: on a virtual machine an idle vCPU takes tens of microseconds to wake, more than the loopback
-round trip itself, and spinning keeps the reader's vCPU awake for the reply (bounded: a slow reply
-falls back to a blocking read). GET and MGET are safe to repeat, so a read on an idle connection the
-server has since closed (restart, `timeout`, failover) is retried once on a new one. The client's
-work between two reads is kept small on purpose: on a VM, Redis' idle vCPU halts a few microseconds
-after its reply, and the next read then pays for waking it.
+connection back. After sending, it spins on the socket for up to `read_spin_us` (default 100,
+`?read_spin_us=0` to turn it off) before it sleeps: on a virtual machine an idle vCPU takes tens of
+microseconds to wake, more than the loopback round trip itself, and spinning keeps the reader's vCPU
+awake for the reply (bounded: a slow reply falls back to a blocking read). GET and MGET are safe to
+repeat, so a read on an idle connection the server has since closed (restart, `timeout`, failover) is
+retried once on a new one. The client's work between two reads is kept small on purpose: on a VM, Redis'
+idle vCPU halts a few microseconds after its reply, and the next read then pays for waking it.
 
 The key prefix (default `tide:fs:`) can be set with `?prefix=…` in the URL, so several workspaces (or
 test runs) can share one Redis database.
