@@ -396,3 +396,30 @@ def test_an_empty_input_creates_no_group_and_warns_an_existing_one(fs: FeatureSt
     fs.ingest("g", frame, record_identifier="policy_id", event_time="event_time", progress=False)
     report = fs.ingest("g", header, progress=False)
     assert report.rows == 0 and report.warnings == ["the input had no rows: nothing was written"]
+
+
+def test_a_dataset_matched_without_sql_does_not_import_duckdb(tmp_path: Path) -> None:
+    """Unique integer keys are matched without SQL, so the process never pays DuckDB's import."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import polars as pl
+        from tideml.features import FeatureStore
+        from tideml.workspace import Workspace
+
+        fs = FeatureStore(Workspace.init({str(tmp_path / "ws")!r}))
+        frame = pl.DataFrame({{"id": [1, 2], "ts": [1_700_000_000, 1_700_000_100], "x": [0.5, 1.5]}})
+        fs.ingest("g", frame, record_identifier="id", event_time="ts", progress=False)
+        entities = pl.DataFrame({{"id": [1, 2, 3], "ts": [1_700_000_050, 1_700_000_200, 1_700_000_200]}})
+        result = fs.dataset(["g.x"], entities=entities, entity_time="ts")
+        assert result.manifest["joins"] == {{"g": "sorted-keys"}}, result.manifest["joins"]
+        assert result.frame["x"].to_list() == [0.5, 1.5, None]
+        print("duckdb" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
