@@ -260,8 +260,9 @@ def test_redis_reads_send_every_byte_whichever_way(
     from tideml.features.online.redis import RedisOnlineStore
 
     store = RedisOnlineStore(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
-    for i in range(300):
-        put(store, "g", str(i), 1, i)
+    values = [f"{i:0500d}" for i in range(300)]  # ~160 kB of MGET reply: several recv chunks
+    for i, value in enumerate(values):
+        put(store, "g", str(i), 1, value)
     store.read("g", "0")
     reader = store._idle[-1]
     real_write = os.write
@@ -281,12 +282,12 @@ def test_redis_reads_send_every_byte_whichever_way(
     real = reader.conn._sock
     reader.conn._sock = _CountingSocket(real, sent)
     try:
-        got = store.read_many([("g", str(i)) for i in range(300)])  # a reply of several recv chunks
+        got = store.read_many([("g", str(i)) for i in range(300)])
         one = store.read_payload("g", "7")
     finally:
         reader.conn._sock = real
-    assert [decode_payload(r.payload)["v"] if r and r.payload else None for r in got] == list(range(300))
-    assert one is not None and decode_payload(one)["v"] == 7
+    assert [decode_payload(r.payload)["v"] if r and r.payload else None for r in got] == values
+    assert one is not None and decode_payload(one)["v"] == values[7]
     # sendall got each command whole, or all but the 7 bytes written ("*301\r\n$", "*2\r\n$3\r")
     whole = case in ("full", "tls")
     assert len(sent) == 2 and sent[0].startswith(b"*301\r\n$4\r\nMGET" if whole else b"4\r\nMGET\r\n")

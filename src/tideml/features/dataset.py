@@ -262,7 +262,8 @@ def _match_sorted_keys(
     known = (entity_key.is_not_null() & entity_key.is_between(id_lo, id_hi)).to_numpy()
     entity_id = (entity_key.fill_null(id_lo).clip(id_lo, id_hi) - id_lo).to_numpy()
     event_us = rows.get_column(et).dt.epoch("us").to_numpy()
-    match = _match_in_time_order(rows, rid, et, id_lo, id_hi, entity_id, t_us.to_numpy(), event_us)
+    t_np = t_us.to_numpy()
+    match = _match_in_time_order(rows, rid, et, id_lo, id_hi, entity_id, t_np, event_us)
     if match is None:
         match = _match_by_keys(rows, rid, et, id_lo, id_hi, entity_id, t_us)
         if match is None:
@@ -271,7 +272,7 @@ def _match_sorted_keys(
     found &= known & ~rows.get_column(deleted).to_numpy()[index]
     if ttl_seconds is not None:
         expires = event_us[index] + ttl_seconds * 1_000_000
-        found &= t_us.to_numpy() < expires
+        found &= t_np < expires
     matched = rows.get_column(number).to_numpy()[index]
     return pl.select(pl.when(pl.lit(found)).then(pl.lit(matched, pl.Int64))).to_series()
 

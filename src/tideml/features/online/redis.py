@@ -109,7 +109,7 @@ def _encode(event_us: int, expires_us: int | None, payload: bytes | None) -> byt
 
 def _decode(raw: bytes) -> StoredRecord:
     event_us = int(raw[:17]) - _OFFSET
-    deleted = raw[17:18] == b"1"
+    deleted = raw[17] == _DELETED
     exp_raw = raw[18:35]
     expires_us = None if exp_raw == _NO_EXPIRY else int(exp_raw) - _OFFSET
     return StoredRecord(event_us, expires_us, deleted, None if deleted else raw[35:])
