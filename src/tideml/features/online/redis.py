@@ -14,10 +14,12 @@ the command bytes itself (one `os.write` on a plain socket), parses the reply wi
 connection back. After sending, it spins on the socket for up to `read_spin_us` (default 100,
 `?read_spin_us=0` to turn it off) before it sleeps: on a virtual machine an idle vCPU takes tens of
 microseconds to wake, more than the loopback round trip itself, and spinning keeps the reader's vCPU
-awake for the reply (bounded: a slow reply falls back to a blocking read). GET and MGET are safe to
-repeat, so a read on an idle connection the server has since closed (restart, `timeout`, failover) is
-retried once on a new one. The client's work between two reads is kept small on purpose: on a VM, Redis'
-idle vCPU halts a few microseconds after its reply, and the next read then pays for waking it.
+awake for the reply (bounded: a slow reply falls back to a blocking read). The spin yields the CPU
+between polls, so a Redis that shares the reader's CPU runs as soon as it is woken. GET and MGET are
+safe to repeat, so a read on an idle connection the server has since closed (restart, `timeout`,
+failover) is retried once on a new one. The client's work between two reads is kept small on purpose:
+on a VM, Redis' idle vCPU halts a few microseconds after its reply, and the next read then pays for
+waking it.
 
 The key prefix (default `tide:fs:`) can be set with `?prefix=…` in the URL, so several workspaces (or
 test runs) can share one Redis database.
@@ -359,7 +361,9 @@ class RedisOnlineStore(OnlineStore):
             poll = reader.poller.poll
             deadline = time.perf_counter_ns() + self._spin_ns
             while not (ready := bool(poll(0))) and time.perf_counter_ns() < deadline:
-                pass
+                # gives way at once if Redis (or anything) waits for this CPU, else returns: a spin
+                # that does not yield can keep a Redis woken on this CPU off it until the deadline
+                os.sched_yield()
         while (reply := reader.parser.gets()) is False:
             # the socket is readable after the spin; later chunks of a large reply wait in recv
             chunk = os.read(fd, 65536) if ready and fd >= 0 else sock.recv(65536)
