@@ -9,6 +9,11 @@ Measured on both sides, medians over `--repeats`:
   waits for its reply cannot go on this machine (on a VM it includes waking idle vCPUs); and a
   bare-socket GET of the same records that spins for its reply: a client with no work of its own.
   Feast's get over that GET is the largest speed-up any client could show against Feast here;
+* the same gets with both clients and Redis on one vCPU (`--one-cpu N`, default 0; -1 skips them): a
+  private `redis-server` pinned to CPU N holds a second copy of the records, and each side pins itself
+  to that CPU for its gets. On a VM most of a loopback round trip is waking the other, halted vCPU
+  (tens of microseconds, more in the tail); on one vCPU that wake-up is gone for both sides and the
+  rows compare the clients' own work. Needs `redis-server` on PATH;
 * ingest rows/s into the offline store + the online store. tideml: `ws.features.ingest(frame)`
   (validation, Parquet partitions, SQLite upserts). Feast: writing the FileSource Parquet file plus
   `materialize()` into its online store (Feast's documented path from offline to online). Setup is
@@ -32,9 +37,12 @@ Usage: python benchmarks/features.py [--entities 100000 --feature-rows 1000000] 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +50,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,8 +114,6 @@ def time_calls(fn: Callable[[Any], Any], args: Sequence[Any]) -> tuple[float, fl
 
 def _bare_socket(url: str) -> tuple[Any, str]:
     """A TCP_NODELAY socket to the Redis of `redis://host:port/db`, and the database number."""
-    import socket
-
     host, db = url.split("//", 1)[1].split("/", 1)
     name, port = host.split(":")
     sock = socket.create_connection((name, int(port)))
@@ -172,6 +178,46 @@ def redis_get_floor(url: str, keys: Sequence[bytes]) -> tuple[float, float]:
     return percentiles_ms(samples[100:] if len(samples) > 200 else samples)
 
 
+@contextlib.contextmanager
+def on_cpu(cpu: int) -> Iterator[None]:
+    """Run the calling thread on CPU `cpu` only, then as before."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def start_pinned_redis(cpu: int) -> tuple[subprocess.Popen[bytes] | None, str]:
+    """A private redis-server (no persistence) on a free port, pinned to CPU `cpu`, and its URL; or
+    None and why the one-vCPU rows are skipped."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        return None, "one-vCPU rows skipped: redis-server is not on PATH"
+    if cpu not in os.sched_getaffinity(0):
+        return None, f"one-vCPU rows skipped: CPU {cpu} is not available to this process"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.sched_setaffinity(proc.pid, {cpu})
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            return None, f"one-vCPU rows skipped: {exe} did not answer on port {port}"
+        time.sleep(0.05)
+
+
 def median_of(results: list[dict[str, float]]) -> dict[str, float]:
     keys = results[0].keys()
     return {k: float(statistics.median(r[k] for r in results)) for k in keys}
@@ -187,6 +233,12 @@ def ingest_and_get(
     out["ingest_rows_s" if backend == "sqlite" else f"ingest_{backend}_rows_s"] = frame.height / (
         time.perf_counter() - t
     )
+    time_gets(out, fs, backend, one_ids, batches)
+
+
+def time_gets(
+    out: dict[str, float], fs: Any, backend: str, one_ids: list[int], batches: list[list[int]]
+) -> None:
     out[f"get1_{backend}_p50"], out[f"get1_{backend}_p99"] = time_calls(
         lambda i: fs.get_record("bench", i), one_ids
     )
@@ -234,6 +286,16 @@ def tideml_repeat(
     )
     rfs.online.drop_group("bench")
     rfs.close()
+    if args.pinned_redis_url:  # the same gets, this thread and a private Redis on one vCPU
+        pfs = FeatureStore(ws, online_url=f"{args.pinned_redis_url}?prefix={prefix}")
+        pfs.ingest("bench", frame, progress=False, workers=4)  # offline rows again: nothing reads them
+        with on_cpu(args.one_cpu):
+            time_gets(out, pfs, "redis1cpu", one_ids, batches)
+            out["redis1cpu_get_floor_p50"], out["redis1cpu_get_floor_p99"] = redis_get_floor(
+                args.pinned_redis_url, [f"{prefix}bench:{i}".encode() for i in one_ids]
+            )
+        pfs.online.drop_group("bench")
+        pfs.close()
     fs.close()
     ws.close()
     return out
@@ -328,6 +390,24 @@ def feast_repeat(args: argparse.Namespace, paths: dict[str, str], workdir: Path,
     )
     out["redis_ping_p50"], out["redis_ping_p99"] = redis_ping_floor(args.redis_url)
     rstore.teardown()  # removes its Redis keys
+    if args.pinned_redis_url:  # the same gets, this process and a private Redis on one vCPU
+        phost = args.pinned_redis_url.split("//", 1)[1].split("/", 1)[0]
+        pstore = _feast_store(
+            workdir / f"feast-redis1cpu-{r}",
+            project + "p",
+            f'    type: redis\n    connection_string: "{phost},db=0"',
+            local,
+            args.features,
+        )
+        pstore.materialize(start, end)
+        with on_cpu(args.one_cpu):
+            out["get1_redis1cpu_p50"], out["get1_redis1cpu_p99"] = time_calls(
+                lambda i, s=pstore: get1(i, s), one_ids
+            )
+            out["get100_redis1cpu_p50"], out["get100_redis1cpu_p99"] = time_calls(
+                lambda ids, s=pstore: get100(ids, s), batches
+            )
+        pstore.teardown()
     return out
 
 
@@ -341,10 +421,16 @@ ROWS = [
     ("  bare-socket PING, blocking p99 (ms)", "redis_ping_p99", "none"),
     ("  bare-socket GET, spinning p50 (ms)", "redis_get_floor_p50", "none"),
     ("  bare-socket GET, spinning p99 (ms)", "redis_get_floor_p99", "none"),
+    ("online get, 1 id, Redis, 1 vCPU p50 (ms)", "get1_redis1cpu_p50", "lower"),
+    ("online get, 1 id, Redis, 1 vCPU p99 (ms)", "get1_redis1cpu_p99", "lower"),
+    ("  bare-socket GET, 1 vCPU p50 (ms)", "redis1cpu_get_floor_p50", "none"),
+    ("  bare-socket GET, 1 vCPU p99 (ms)", "redis1cpu_get_floor_p99", "none"),
     ("online get, 100 ids, SQLite p50 (ms)", "get100_sqlite_p50", "lower"),
     ("online get, 100 ids, SQLite p99 (ms)", "get100_sqlite_p99", "lower"),
     ("online get, 100 ids, Redis p50 (ms)", "get100_redis_p50", "lower"),
     ("online get, 100 ids, Redis p99 (ms)", "get100_redis_p99", "lower"),
+    ("online get, 100 ids, Redis, 1 vCPU p50", "get100_redis1cpu_p50", "lower"),
+    ("online get, 100 ids, Redis, 1 vCPU p99", "get100_redis1cpu_p99", "lower"),
     ("ingest offline+SQLite (rows/s)", "ingest_rows_s", "higher"),
     ("ingest offline+Redis (rows/s)", "ingest_redis_rows_s", "higher"),
     ("point-in-time dataset (s)", "dataset_s", "lower"),
@@ -378,6 +464,8 @@ def report(
     print(head)
     print("-" * len(head))
     for label, key, better in ROWS:
+        if key not in tide:
+            continue
         t = tide.get(key)
         f = feast.get(key) if feast else None
         ratio = speedup(t, f, better)
@@ -389,10 +477,22 @@ def report(
         shown_f = fmt(f) if f is not None else "-"
         shown_r = f"{ratio:.1f}x" if ratio is not None else ""
         print(f"{label:<40}{shown_t:>14}{shown_f:>14}{shown_r:>12}{spread:>16}")
-    floor = {q: tide.get(f"redis_get_floor_p{q}") for q in (50, 99)}
-    if feast and all(floor.values()):
-        ceiling = " / ".join(f"{feast[f'get1_redis_p{q}'] / v:.1f}x" for q, v in floor.items() if v)
-        print(f"Redis get, Feast / bare GET (p50 / p99): {ceiling}: the speed-up of a client with no work")
+    for where, floor_key, get_key in (
+        ("", "redis_get_floor", "get1_redis"),
+        (", 1 vCPU", "redis1cpu_get_floor", "get1_redis1cpu"),
+    ):
+        floor = {q: tide.get(f"{floor_key}_p{q}") for q in (50, 99)}
+        if feast and get_key + "_p50" in feast and all(floor.values()):
+            ceiling = " / ".join(f"{feast[f'{get_key}_p{q}'] / v:.1f}x" for q, v in floor.items() if v)
+            print(
+                f"Redis get{where}, Feast / bare GET (p50 / p99): {ceiling}: the speed-up of a client", end=""
+            )
+            print(" with no work")
+    if args.pinned_redis_url:
+        print(
+            f"1 vCPU: the gets ran with this process, Feast's and a private redis-server pinned to CPU "
+            f"{args.one_cpu}: no cross-vCPU wake-up in the round trip"
+        )
     if note:
         print(note)
     print("speed-up = how many times faster tideml is (feast / tideml for times, tideml / feast for rates),")
@@ -408,7 +508,9 @@ class FeastPeer:
         cmd = [str(PEERS_PYTHON), __file__, "--peer", "feast", "--paths", json.dumps(paths)]
         cmd += ["--workdir", str(workdir), "--ids", str(args.ids), "--features", str(args.features)]
         cmd += ["--lookups", str(args.lookups), "--batch-lookups", str(args.batch_lookups)]
-        cmd += ["--seed", str(args.seed), "--redis-url", args.redis_url]
+        cmd += ["--seed", str(args.seed), "--redis-url", args.redis_url, "--one-cpu", str(args.one_cpu)]
+        if args.pinned_redis_url:
+            cmd += ["--pinned-redis-url", args.pinned_redis_url]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         self.timeout = args.feast_timeout
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  -- closed in close(); Feast's output
@@ -473,21 +575,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--workdir", type=Path, default=None, help="where data and stores go (default: a temp dir)"
     )
+    p.add_argument("--one-cpu", type=int, default=0, help="CPU for the one-vCPU Redis gets (-1: skip them)")
     p.add_argument("--skip-feast", action="store_true")
     p.add_argument("--feast-timeout", type=int, default=3600, help="seconds before a Feast repeat is stopped")
     p.add_argument("--peer", choices=["feast"], help=argparse.SUPPRESS)
     p.add_argument("--paths", help=argparse.SUPPRESS)
+    p.add_argument("--pinned-redis-url", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.peer == "feast":
         serve_feast(args)
         return
+    pinned, url_or_why = start_pinned_redis(args.one_cpu) if args.one_cpu >= 0 else (None, "")
+    args.pinned_redis_url = url_or_why if pinned else None
+    try:
+        run(args, "" if pinned else url_or_why)
+    finally:
+        if pinned is not None:
+            pinned.terminate()
+            pinned.wait(timeout=30)
+
+
+def run(args: argparse.Namespace, note: str) -> None:
+    """Generate the data, run the repeats (the sides alternating) and print the report."""
     with tempfile.TemporaryDirectory(prefix="tide-bench-features-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         print(f"generating data in {workdir}", file=sys.stderr, flush=True)
         paths = generate(workdir, args.entities, args.feature_rows, args.ids, args.features, args.seed)
         run_feast = not args.skip_feast and PEERS_PYTHON.exists()
-        note = ""
         if not args.skip_feast and not run_feast:
             note = f"Feast not run: {PEERS_PYTHON} is missing"
             note += " (pip install -r benchmarks/requirements-peers.txt)"
