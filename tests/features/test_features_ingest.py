@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -268,3 +270,48 @@ def test_a_failing_online_chunk_fails_the_ingest_and_commits_no_offline_file(tmp
     with pytest.raises(OSError, match="disk full"):
         ingest_frame(batch, offline=offline, online=Refusing(), workers=4, chunk_rows=7)
     assert offline.files("g") == []
+
+
+class _ThreadLoggedFrame(pl.DataFrame):
+    """A DataFrame that notes the threads that touch it (a clone notes nothing; derived frames are
+    plain ones)."""
+
+    threads: set[int]
+
+    def __getattribute__(self, name: str) -> object:
+        threads = object.__getattribute__(self, "__dict__").get("threads")
+        if threads is not None:
+            threads.add(threading.get_ident())
+        return super().__getattribute__(name)
+
+
+def _logged(frame: pl.DataFrame) -> _ThreadLoggedFrame:
+    logged = _ThreadLoggedFrame(frame)
+    logged.threads = set()
+    return logged
+
+
+# Polars can deadlock when one DataFrame is used by two threads at once: a `to_arrow` on one and
+# `schema` on the other hung an ingest here (pola-rs/polars#27396 is the same kind). An ingest hashes
+# its input and writes the online store on other threads: each must get data of its own.
+@pytest.mark.parametrize("workers", [1, 4])
+def test_an_ingest_uses_the_callers_frame_on_the_callers_thread_only(fs: FeatureStore, workers: int) -> None:
+    frame = _logged(many_rows(5000, ids=500, days=3))
+    report = fs.ingest("g", frame, record_identifier="id", event_time="ts", workers=workers, progress=False)
+    assert report.online_applied == 500
+    assert frame.threads == {threading.get_ident()}
+
+
+def test_the_online_writer_thread_gets_a_frame_of_its_own(tmp_path: Path) -> None:
+    from tideml.features.ingest import ingest_frame
+    from tideml.features.offline import OfflineStore
+    from tideml.features.online.memory import MemoryOnlineStore
+
+    batch = prepare_batch(small_spec(), many_rows(5000, ids=500, days=3))
+    logged = dataclasses.replace(batch, frame=_logged(batch.frame))
+    logged.frame.threads.clear()
+    report = ingest_frame(
+        logged, offline=OfflineStore(tmp_path / "off"), online=MemoryOnlineStore(), workers=4, progress=False
+    )
+    assert report.online_applied == 500
+    assert logged.frame.threads == {threading.get_ident()}

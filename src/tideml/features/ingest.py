@@ -441,8 +441,8 @@ def ingest_frame(
             each chunk on the pool as soon as it is encoded, so the first writes overlap the encoding of
             the rest (1M ids: ~0.7 s of JSON encoding); SQLite's single writer gets them in order."""
             assert online is not None
-            latest = latest_rows(spec, frame, key_order=online.key_ordered_writes)
-            weight = frame.height / max(latest.height, 1) * share
+            latest = latest_rows(spec, own_frame, key_order=online.key_ordered_writes)
+            weight = own_frame.height / max(latest.height, 1) * share
             parallel = pool if latest.height > chunk_rows and online.parallel_writes else None
             parts: list[Future[int]] = []
             applied = 0
@@ -456,6 +456,9 @@ def ingest_frame(
                     parts.append(parallel.submit(write_chunk, chunk, weight))
             return applied + sum(p.result() for p in parts)
 
+        # the online job's own handle on the frame: Polars can deadlock when one DataFrame object is
+        # used by two threads at once, and the offline files are written from `frame` meanwhile
+        own_frame = frame.clone()
         try:
             if use_online and frame.height and pool is not None:
                 futures.append(pool.submit(online_job))

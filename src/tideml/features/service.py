@@ -107,9 +107,9 @@ class _Cached:
     names: frozenset[str]
 
 
-def frame_sha256(frame: pl.DataFrame, *, stop: threading.Event | None = None) -> str:
+def frame_sha256(frame: pl.DataFrame | pa.Table, *, stop: threading.Event | None = None) -> str:
     """A content hash of a frame (its Arrow IPC stream). `stop` ends it between record batches."""
-    table = frame.to_arrow()
+    table = frame if isinstance(frame, pa.Table) else frame.to_arrow()
     sink = HashingWriter()
     with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
         for batch in table.to_batches():
@@ -120,7 +120,7 @@ def frame_sha256(frame: pl.DataFrame, *, stop: threading.Event | None = None) ->
 
 
 def _source_spec(
-    path: Path | None, frame: pl.DataFrame, name: str, *, stop: threading.Event | None = None
+    path: Path | None, frame: pl.DataFrame | pa.Table, name: str, *, stop: threading.Event | None = None
 ) -> ArtifactSpec:
     """The lineage identity of an input: its file (hashed) if it came from one, else the frame's
     content hash (`name` names a frame; a file is named by its file name)."""
@@ -133,18 +133,23 @@ def _source_spec(
 class _InputHash:
     """An ingest input's lineage identity, hashed on a daemon thread while the batch validates:
     sha256 runs at ~1.6 GB/s without the GIL, so a 10M-row frame's 0.6 s overlaps its validation
-    instead of preceding it. `stop()` ends the thread at its next block when the ingest fails first."""
+    instead of preceding it. `stop()` ends the thread at its next block when the ingest fails first.
+
+    The thread hashes an Arrow view of the frame taken here, never the frame: Polars can deadlock when
+    one DataFrame is used by two threads at once (`to_arrow` on one, `schema` on the other hung an
+    ingest), and the calling thread goes on validating it."""
 
     def __init__(self, path: Path | None, frame: pl.DataFrame, name: str) -> None:
         self._stop = threading.Event()
         self._spec: ArtifactSpec | None = None
         self._error: BaseException | None = None
+        table = frame.to_arrow() if path is None else pa.table({})  # a file is hashed from disk
         self._thread = threading.Thread(
-            target=self._run, args=(path, frame, name), name="tide-ingest-hash", daemon=True
+            target=self._run, args=(path, table, name), name="tide-ingest-hash", daemon=True
         )
         self._thread.start()
 
-    def _run(self, path: Path | None, frame: pl.DataFrame, name: str) -> None:
+    def _run(self, path: Path | None, frame: pa.Table, name: str) -> None:
         try:
             self._spec = _source_spec(path, frame, name, stop=self._stop)
         except BaseException as exc:  # handed to the caller by result()
