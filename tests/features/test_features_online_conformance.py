@@ -495,10 +495,20 @@ def test_redis_reads_work_with_socket_numbers_above_1024(redis_prefix: str) -> N
 
 
 @pytest.mark.redis
-def test_redis_reader_in_a_forked_child_opens_its_own_connection(redis_prefix: str) -> None:
+@pytest.mark.parametrize("mark", ["wiped page", "process id"])
+def test_redis_reader_in_a_forked_child_opens_its_own_connection(redis_prefix: str, mark: str) -> None:
+    """A child forked after its parent read must not read on the parent's socket. Linux tells it by a
+    byte in a page the kernel zeroes in children (MADV_WIPEONFORK); elsewhere by the process id."""
+    import mmap
     import os
 
+    from tideml.features.online.redis import _PidMark
+
     store = open_online_store(f"redis://127.0.0.1:6379/15?prefix={redis_prefix}")
+    if mark == "process id":
+        store._mark = _PidMark()  # type: ignore[attr-defined]
+    else:
+        assert isinstance(store._mark, mmap.mmap)  # type: ignore[attr-defined]  # on Linux >= 4.14
     put(store, "g", "1", 5, "x")
     assert store.read("g", "1") is not None  # the parent's reading connection is open (and idle)
     parent_port = store._idle[-1].conn._sock.getsockname()[1]  # type: ignore[attr-defined]

@@ -459,7 +459,7 @@ class FeatureStore:
         self, group: str, record_id: Any, feature_names: Sequence[str] | None = None
     ) -> dict[str, Any] | None:
         """The latest record of an id from the online store (None if absent, deleted or expired)."""
-        cached = self._cached(group)
+        cached = self._cache.get(group) or self._cached(group)  # the cache inline: a call less per get
         spec = cached.record.spec
         if feature_names:
             spec = self._check_features(group, feature_names)

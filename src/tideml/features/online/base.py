@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -86,10 +86,8 @@ def encode_payload(values: dict[str, Any]) -> bytes:
     return orjson.dumps(values)
 
 
-def decode_payload(payload: bytes) -> dict[str, Any]:
-    """The inverse of `encode_payload`."""
-    result: dict[str, Any] = orjson.loads(payload)
-    return result
+# the inverse of `encode_payload`: orjson's own function, so a get has no Python call around it
+decode_payload: Callable[[bytes], dict[str, Any]] = orjson.loads
 
 
 class OnlineStore(abc.ABC):
