@@ -190,32 +190,49 @@ def on_cpu(cpu: int) -> Iterator[None]:
 
 
 def start_pinned_redis(cpu: int) -> tuple[subprocess.Popen[bytes] | None, str]:
-    """A private redis-server (no persistence) on a free port, pinned to CPU `cpu`, and its URL; or
-    None and why the one-vCPU rows are skipped."""
+    """A private redis-server (no persistence) on a free port, pinned to CPU `cpu` from its start, and
+    its URL; or None and why the one-vCPU rows are skipped."""
     exe = shutil.which("redis-server")
     if exe is None:
         return None, "one-vCPU rows skipped: redis-server is not on PATH"
+    if not hasattr(os, "sched_setaffinity"):
+        return None, "one-vCPU rows skipped: this OS cannot pin a process to a CPU"
     if cpu not in os.sched_getaffinity(0):
         return None, f"one-vCPU rows skipped: CPU {cpu} is not available to this process"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     cmd = [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.sched_setaffinity(proc.pid, {cpu})
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    return proc, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            return None, f"one-vCPU rows skipped: {exe} did not answer on port {port}"
-        time.sleep(0.05)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),  # before exec: every Redis thread inherits it
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return proc, f"redis://127.0.0.1:{port}/0"
+            except OSError:
+                time.sleep(0.05)
+    except BaseException:
+        stop_process(proc)
+        raise
+    stop_process(proc)
+    return None, f"one-vCPU rows skipped: {exe} did not answer on port {port}"
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def median_of(results: list[dict[str, float]]) -> dict[str, float]:
@@ -429,8 +446,8 @@ ROWS = [
     ("online get, 100 ids, SQLite p99 (ms)", "get100_sqlite_p99", "lower"),
     ("online get, 100 ids, Redis p50 (ms)", "get100_redis_p50", "lower"),
     ("online get, 100 ids, Redis p99 (ms)", "get100_redis_p99", "lower"),
-    ("online get, 100 ids, Redis, 1 vCPU p50", "get100_redis1cpu_p50", "lower"),
-    ("online get, 100 ids, Redis, 1 vCPU p99", "get100_redis1cpu_p99", "lower"),
+    ("online get, 100 ids, Redis, 1 vCPU p50 (ms)", "get100_redis1cpu_p50", "lower"),
+    ("online get, 100 ids, Redis, 1 vCPU p99 (ms)", "get100_redis1cpu_p99", "lower"),
     ("ingest offline+SQLite (rows/s)", "ingest_rows_s", "higher"),
     ("ingest offline+Redis (rows/s)", "ingest_redis_rows_s", "higher"),
     ("point-in-time dataset (s)", "dataset_s", "lower"),
@@ -460,7 +477,7 @@ def report(
         f"{args.ids:,} ids, {args.features} features, medians of {args.repeats} repeat(s), "
         f"{args.lookups:,} single / {args.batch_lookups:,} batch lookups"
     )
-    head = f"{'metric':<40}{'tideml':>14}{'feast':>14}{'speed-up':>12}{'repeats':>16}"
+    head = f"{'metric':<46}{'tideml':>14}{'feast':>14}{'speed-up':>12}{'repeats':>16}"
     print(head)
     print("-" * len(head))
     for label, key, better in ROWS:
@@ -476,7 +493,7 @@ def report(
         shown_t = fmt(t) if t is not None else "-"
         shown_f = fmt(f) if f is not None else "-"
         shown_r = f"{ratio:.1f}x" if ratio is not None else ""
-        print(f"{label:<40}{shown_t:>14}{shown_f:>14}{shown_r:>12}{spread:>16}")
+        print(f"{label:<46}{shown_t:>14}{shown_f:>14}{shown_r:>12}{spread:>16}")
     for where, floor_key, get_key in (
         ("", "redis_get_floor", "get1_redis"),
         (", 1 vCPU", "redis1cpu_get_floor", "get1_redis1cpu"),
@@ -484,17 +501,14 @@ def report(
         floor = {q: tide.get(f"{floor_key}_p{q}") for q in (50, 99)}
         if feast and get_key + "_p50" in feast and all(floor.values()):
             ceiling = " / ".join(f"{feast[f'{get_key}_p{q}'] / v:.1f}x" for q, v in floor.items() if v)
-            print(
-                f"Redis get{where}, Feast / bare GET (p50 / p99): {ceiling}: the speed-up of a client", end=""
-            )
-            print(" with no work")
+            print(f"Redis get{where}, Feast / bare GET (p50 / p99): {ceiling}: a no-work client's speed-up")
     if args.pinned_redis_url:
         print(
             f"1 vCPU: the gets ran with this process, Feast's and a private redis-server pinned to CPU "
             f"{args.one_cpu}: no cross-vCPU wake-up in the round trip"
         )
-    if note:
-        print(note)
+    if note.strip():
+        print(note.strip())
     print("speed-up = how many times faster tideml is (feast / tideml for times, tideml / feast for rates),")
     print("of the medians; repeats = the lowest and highest speed-up of one repeat against the Feast repeat")
     print("that ran right after it (the sides alternate, so a noisy minute on a shared host hits both)")
@@ -591,8 +605,7 @@ def main(argv: list[str] | None = None) -> None:
         run(args, "" if pinned else url_or_why)
     finally:
         if pinned is not None:
-            pinned.terminate()
-            pinned.wait(timeout=30)
+            stop_process(pinned)
 
 
 def run(args: argparse.Namespace, note: str) -> None:
@@ -604,7 +617,7 @@ def run(args: argparse.Namespace, note: str) -> None:
         paths = generate(workdir, args.entities, args.feature_rows, args.ids, args.features, args.seed)
         run_feast = not args.skip_feast and PEERS_PYTHON.exists()
         if not args.skip_feast and not run_feast:
-            note = f"Feast not run: {PEERS_PYTHON} is missing"
+            note += f"\nFeast not run: {PEERS_PYTHON} is missing"
             note += " (pip install -r benchmarks/requirements-peers.txt)"
         tide_runs: list[dict[str, float]] = []
         feast_runs: list[dict[str, float]] = []
@@ -615,8 +628,9 @@ def run(args: argparse.Namespace, note: str) -> None:
                 tide_runs.append(tideml_repeat(args, paths, workdir, r, state))
                 print(f"  tideml repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
                 if peer is not None:
-                    feast_run, note = peer.run(r)
+                    feast_run, why = peer.run(r)
                     if feast_run is None:
+                        note += "\n" + why
                         peer.close()
                         peer, feast_runs = None, []
                     else:

@@ -34,6 +34,7 @@ import select
 import socket
 import sys
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,19 @@ class _PidMark:
         self._pid = os.getpid()
 
 
+_PAGES: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()  # the fork marks that are pages
+
+
+def _zero_pages_in_child() -> None:
+    """Python's own forks zero the marks too, in case a layer (an emulator) accepted the advice
+    without honouring it."""
+    for page in list(_PAGES):
+        page[0] = 0
+
+
+os.register_at_fork(after_in_child=_zero_pages_in_child)
+
+
 def _fork_mark() -> mmap.mmap | _PidMark:
     """A byte that is 1 in this process and 0 in any process forked from it, however it forked (uWSGI
     forks its workers in C, where Python's fork hooks do not run): it lives in a private page the
@@ -168,6 +182,7 @@ def _fork_mark() -> mmap.mmap | _PidMark:
             pass
         else:
             page[0] = 1
+            _PAGES.add(page)
             return page
     return _PidMark()
 
@@ -353,7 +368,9 @@ class RedisOnlineStore(OnlineStore):
     def _take_reader(self) -> _Reader:
         if not self._mark[0]:
             # a forked child must not read on its parent's sockets (it could be handed the parent's
-            # replies): it forgets them, without closing anything the parent still uses
+            # replies): it forgets them, without closing anything the parent still uses. (Two of
+            # the child's threads here at once may forget a reader one of them just opened: a
+            # connection lost to the pool, never a shared one.)
             self._idle.clear()
             self._mark[0] = 1
         try:
