@@ -361,8 +361,6 @@ def feast_repeat(args: argparse.Namespace, paths: dict[str, str], workdir: Path,
     batches = [rng.integers(0, args.ids, 100).tolist() for _ in range(args.batch_lookups)]
     entities = pd.read_parquet(paths["entities"])
     start, end = BASE - timedelta(days=1), BASE + timedelta(days=SPAN_DAYS + 1)
-    redis_host = args.redis_url.split("//", 1)[1].split("/", 1)[0]
-    redis_db = args.redis_url.rsplit("/", 1)[1]
     out: dict[str, float] = {}
     project = f"tidebench{uuid.uuid4().hex[:8]}"
     repo = workdir / f"feast-{r}"
@@ -377,53 +375,39 @@ def feast_repeat(args: argparse.Namespace, paths: dict[str, str], workdir: Path,
     store.materialize(start, end)
     out["ingest_rows_s"] = len(data) / (time.perf_counter() - t)
 
-    def get1(i: int, s: Any = store) -> Any:
-        return s.get_online_features(features=refs, entity_rows=[{"id": i}]).to_dict()
+    def time_gets(s: Any, backend: str) -> None:
+        """Feast's online gets of one id and of 100 ids from store `s`."""
+        out[f"get1_{backend}_p50"], out[f"get1_{backend}_p99"] = time_calls(
+            lambda i: s.get_online_features(features=refs, entity_rows=[{"id": i}]).to_dict(), one_ids
+        )
+        out[f"get100_{backend}_p50"], out[f"get100_{backend}_p99"] = time_calls(
+            lambda ids: s.get_online_features(features=refs, entity_rows=[{"id": i} for i in ids]).to_dict(),
+            batches,
+        )
 
-    def get100(ids: list[int], s: Any = store) -> Any:
-        return s.get_online_features(features=refs, entity_rows=[{"id": i} for i in ids]).to_dict()
+    def redis_store(url: str, name: str) -> Any:
+        host, db = url.split("//", 1)[1].split("/", 1)
+        online = f'    type: redis\n    connection_string: "{host},db={db}"'
+        return _feast_store(workdir / f"feast-{name}-{r}", project + name, online, local, args.features)
 
-    out["get1_sqlite_p50"], out["get1_sqlite_p99"] = time_calls(get1, one_ids)
-    out["get100_sqlite_p50"], out["get100_sqlite_p99"] = time_calls(get100, batches)
+    time_gets(store, "sqlite")
     t = time.perf_counter()
     df = store.get_historical_features(entity_df=entities, features=refs).to_df()
     out["dataset_s"] = time.perf_counter() - t
     out["dataset_rows"] = float(len(df))
-    rrepo = workdir / f"feast-redis-{r}"
-    rstore = _feast_store(
-        rrepo,
-        project + "r",
-        f'    type: redis\n    connection_string: "{redis_host},db={redis_db}"',
-        local,
-        args.features,
-    )
+    rstore = redis_store(args.redis_url, "redis")
     t = time.perf_counter()
     data.to_parquet(source_path)
     rstore.materialize(start, end)
     out["ingest_redis_rows_s"] = len(data) / (time.perf_counter() - t)
-    out["get1_redis_p50"], out["get1_redis_p99"] = time_calls(lambda i, s=rstore: get1(i, s), one_ids)
-    out["get100_redis_p50"], out["get100_redis_p99"] = time_calls(
-        lambda ids, s=rstore: get100(ids, s), batches
-    )
+    time_gets(rstore, "redis")
     out["redis_ping_p50"], out["redis_ping_p99"] = redis_ping_floor(args.redis_url)
     rstore.teardown()  # removes its Redis keys
     if args.pinned_redis_url:  # the same gets, this process and a private Redis on one vCPU
-        phost = args.pinned_redis_url.split("//", 1)[1].split("/", 1)[0]
-        pstore = _feast_store(
-            workdir / f"feast-redis1cpu-{r}",
-            project + "p",
-            f'    type: redis\n    connection_string: "{phost},db=0"',
-            local,
-            args.features,
-        )
+        pstore = redis_store(args.pinned_redis_url, "redis1cpu")
         pstore.materialize(start, end)
         with on_cpu(args.one_cpu):
-            out["get1_redis1cpu_p50"], out["get1_redis1cpu_p99"] = time_calls(
-                lambda i, s=pstore: get1(i, s), one_ids
-            )
-            out["get100_redis1cpu_p50"], out["get100_redis1cpu_p99"] = time_calls(
-                lambda ids, s=pstore: get100(ids, s), batches
-            )
+            time_gets(pstore, "redis1cpu")
         pstore.teardown()
     return out
 

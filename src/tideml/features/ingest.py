@@ -426,6 +426,9 @@ def ingest_frame(
         import pyarrow.dataset  # noqa: F401
     online_applied = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tide-ingest") if workers > 1 else None
+    # the online job's own handle on the frame: Polars can deadlock when one DataFrame object is used
+    # by two threads at once, and the offline files are written from `frame` meanwhile
+    own_frame = frame.clone()
     with progress_bar(f"Ingesting {spec.name}", total=total, enabled=progress and total > 0) as bar:
         futures: list[Future[int]] = []
 
@@ -456,9 +459,6 @@ def ingest_frame(
                     parts.append(parallel.submit(write_chunk, chunk, weight))
             return applied + sum(p.result() for p in parts)
 
-        # the online job's own handle on the frame: Polars can deadlock when one DataFrame object is
-        # used by two threads at once, and the offline files are written from `frame` meanwhile
-        own_frame = frame.clone()
         try:
             if use_online and frame.height and pool is not None:
                 futures.append(pool.submit(online_job))
